@@ -1,0 +1,92 @@
+package sps2.gpu;
+
+import sps2.model.HostTensor;
+
+/**
+ * The compute operations of a Llama forward pass on one device. {@link LlamaModel} writes the model once
+ * against this interface; the CPU (Vector API, fp32) and CUDA (our kernels) backends implement it.
+ *
+ * <p>Shapes: activations are [n, width] with one row per token; weights are [out, in]; {@code lse} is
+ * [n, nHeads] float32 (natural log of the softmax denominator, scores already scaled by 1/sqrt(headSize)).
+ * A backend is used from one thread at a time (a Flink operator's), except that it may use many threads
+ * inside one call.
+ */
+public interface Backend extends AutoCloseable {
+
+    String name();
+
+    // ---- memory ----
+
+    /** A scratch activation tensor [rows, cols] in this backend's activation precision. */
+    Tensor allocate(int rows, int cols);
+
+    /** A resident copy of a weight (the backend chooses its storage precision). */
+    Tensor upload(HostTensor weight);
+
+    /** An integer tensor [1, values.length] (token ids, positions, KV slots). */
+    Tensor upload(int[] values);
+
+    /** Copies {@code rows} rows of host floats into {@code dst} starting at {@code dstRow}. */
+    void write(Tensor dst, int dstRow, float[] src, int srcOffset, int rows);
+
+    /** Copies {@code rows} rows of {@code src} starting at {@code srcRow} into host floats. */
+    void read(Tensor src, int srcRow, float[] dst, int dstOffset, int rows);
+
+    /** Copies rows between two tensors of equal width on this device. */
+    void copyRows(Tensor dst, int dstRow, Tensor src, int srcRow, int rows);
+
+    KvPool allocateKvPool(int layers, int kvDim, int blocks, int blockSize);
+
+    AttentionBatch.Prepared prepare(AttentionBatch batch);
+
+    // ---- model math ----
+
+    /** out[i] = table[tokens[i]] for i < n. */
+    void embed(Tensor out, Tensor table, Tensor tokens, int n);
+
+    /** out[i] = x[i] / rms(x[i]) * weight. */
+    void rmsnorm(Tensor out, Tensor x, Tensor weight, int n, float eps);
+
+    /** out[n, w.rows] = x[n, w.cols] · wᵀ. */
+    void matmul(Tensor out, Tensor x, Tensor w, int n);
+
+    /**
+     * Rotates, in place, the first {@code n} rows of {@code x} viewed as [n, heads, headSize] by the
+     * angle {@code positions[i] * invFreq[j]} on the interleaved pairs (2j, 2j+1).
+     */
+    void rope(Tensor x, int heads, int headSize, Tensor positions, Tensor invFreq, int n);
+
+    /** out = silu(gate) * up over [n, width]. */
+    void swiglu(Tensor out, Tensor gate, Tensor up, int n);
+
+    /** x += y over the first n rows. */
+    void add(Tensor x, Tensor y, int n);
+
+    /** Stores K and V rows {@code 0..n-1} in the pool's slots {@code slots[i]} of one layer. */
+    void kvWrite(KvPool pool, int layer, Tensor k, Tensor v, Tensor slots, int n);
+
+    /** Copies K and V slots {@code slots[i]} of one layer into rows of {@code k} and {@code v}. */
+    void kvRead(KvPool pool, int layer, Tensor slots, Tensor k, Tensor v, int n);
+
+    /**
+     * Attention of the batch's query rows over their cached keys (causal, bottom-right aligned), with
+     * grouped-query heads. Writes out [rows, nHeads*headSize] and lse [rows, nHeads].
+     */
+    void attention(Tensor out, Tensor lse, Tensor q, KvPool pool, int layer, AttentionBatch.Prepared batch,
+            int nHeads, int nKvHeads, int headSize);
+
+    /** Unmasked attention of {@code n} query rows over per-head gathered keys (remote segments). */
+    void attention(Tensor out, Tensor lse, Tensor q, int n, CompactKv kv, int nHeads, int nKvHeads, int headSize);
+
+    /**
+     * Folds a second partial attention result into the first, exactly: with m = max(lse, lse2),
+     * out = (out·e^(lse-m) + out2·e^(lse2-m)) / (e^(lse-m) + e^(lse2-m)), lse = m + log(e^(lse-m) + e^(lse2-m)).
+     */
+    void mergeAttention(Tensor out, Tensor lse, Tensor out2, Tensor lse2, int n, int nHeads, int headSize);
+
+    /** Waits until all work issued so far has finished. */
+    void sync();
+
+    @Override
+    void close();
+}
