@@ -19,7 +19,7 @@ import sps2.model.llama2c.Llama2cCheckpoint;
 
 /**
  * Loads a Llama checkpoint whatever its format: GGUF (by its "GGUF" magic), llama2.c v1 (by its magic) or
- * legacy (by a header that matches the file size), or safetensors (a directory with config.json or
+ * legacy (by a plausible header, then checked against the file size), or safetensors (a directory with config.json or
  * *.safetensors files, or a single .safetensors file). The result's tensor shapes are checked against its
  * config.
  */
@@ -79,11 +79,11 @@ public final class ModelLoader {
                     return Format.SAFETENSORS;
                 }
             }
-            if (Llama2cCheckpoint.looksLikeV0(head, size)) {
+            if (Llama2cCheckpoint.looksLikeV0(head)) {
                 return Format.LLAMA2C;
             }
             throw new ModelFormatException("The file " + path + " is not a recognised model (" + size
-                    + " bytes): it is neither GGUF, nor a llama2.c checkpoint whose header matches its size, nor safetensors.");
+                    + " bytes): it is neither GGUF, nor a llama2.c checkpoint, nor safetensors.");
         } catch (IOException e) {
             throw new ModelFormatException("The model file " + path + " cannot be read: " + e.getMessage(), e);
         }

@@ -103,7 +103,9 @@ public final class GgufFile {
         for (long i = 0; i < kvCount; i++) {
             String key = r.string();
             int type = r.i32();
-            metadata.put(key, r.value(type, key));
+            if (metadata.put(key, r.value(type, key)) != null) {
+                throw new ModelFormatException("The GGUF file " + path + " is corrupt: it has the metadata key " + key + " twice.");
+            }
         }
         int alignment = DEFAULT_ALIGNMENT;
         Object a = metadata.get("general.alignment");

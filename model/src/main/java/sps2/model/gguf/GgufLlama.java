@@ -15,17 +15,17 @@ import sps2.model.Rope;
  */
 public final class GgufLlama {
 
-    /** GGUF per-layer tensor suffix → canonical per-layer name. */
-    private static final Map<String, String> LAYER_NAMES = Map.of(
-            "attn_norm.weight", "attention_norm",
-            "attn_q.weight", "wq",
-            "attn_k.weight", "wk",
-            "attn_v.weight", "wv",
-            "attn_output.weight", "wo",
-            "ffn_norm.weight", "ffn_norm",
-            "ffn_gate.weight", "w1",
-            "ffn_down.weight", "w2",
-            "ffn_up.weight", "w3");
+    /** GGUF per-layer tensor suffix and canonical per-layer name, in file order. */
+    private static final String[][] LAYER_NAMES = {
+            {"attn_norm.weight", "attention_norm"},
+            {"attn_q.weight", "wq"},
+            {"attn_k.weight", "wk"},
+            {"attn_v.weight", "wv"},
+            {"attn_output.weight", "wo"},
+            {"ffn_norm.weight", "ffn_norm"},
+            {"ffn_gate.weight", "w1"},
+            {"ffn_down.weight", "w2"},
+            {"ffn_up.weight", "w3"}};
 
     private GgufLlama() {
     }
@@ -35,12 +35,12 @@ public final class GgufLlama {
         Map<String, HostTensor> tensors = new LinkedHashMap<>();
         tensors.put("tok_embeddings", gguf.tensor("token_embd.weight", "tok_embeddings"));
         for (int l = 0; l < config.nLayers(); l++) {
-            for (Map.Entry<String, String> e : LAYER_NAMES.entrySet()) {
-                String name = "blk." + l + "." + e.getKey();
+            for (String[] names : LAYER_NAMES) {
+                String name = "blk." + l + "." + names[0];
                 if (!gguf.hasTensor(name)) {
                     throw new ModelFormatException("The GGUF file " + gguf.path() + " lacks the tensor " + name + ".");
                 }
-                tensors.put("layers." + l + "." + e.getValue(), gguf.tensor(name, "layers." + l + "." + e.getValue()));
+                tensors.put("layers." + l + "." + names[1], gguf.tensor(name, "layers." + l + "." + names[1]));
             }
         }
         if (!gguf.hasTensor("output_norm.weight")) {

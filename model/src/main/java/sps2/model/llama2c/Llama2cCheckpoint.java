@@ -79,15 +79,12 @@ public final class Llama2cCheckpoint {
     }
 
     /**
-     * Whether the first 28 bytes read as a plausible legacy header whose implied size is exactly the file size:
-     * the legacy format has no magic number, so this is how it is recognised.
+     * Whether the first 28 bytes read as a plausible legacy header (positive sizes within bounds, heads dividing
+     * the width): the legacy format has no magic number, so this is how it is recognised. {@link #load} then
+     * checks the size the header implies against the file's, so a truncated legacy file is reported as such.
      */
-    public static boolean looksLikeV0(ByteBuffer start, long fileSize) {
-        if (start.remaining() < V0_HEADER_BYTES) {
-            return false;
-        }
-        Header h = readV0(start.duplicate().order(ByteOrder.LITTLE_ENDIAN));
-        return h.plausible() && h.bytes(false) == fileSize;
+    public static boolean looksLikeV0(ByteBuffer start) {
+        return start.remaining() >= V0_HEADER_BYTES && readV0(start).plausible();
     }
 
     /** Loads either version, choosing by the magic number. */
