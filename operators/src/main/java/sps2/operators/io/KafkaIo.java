@@ -1,0 +1,98 @@
+package sps2.operators.io;
+
+import java.util.Objects;
+import java.util.Properties;
+
+import org.apache.flink.connector.base.DeliveryGuarantee;
+import org.apache.flink.connector.kafka.sink.KafkaSink;
+import org.apache.flink.connector.kafka.source.KafkaSource;
+import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.OffsetResetStrategy;
+import org.apache.kafka.clients.producer.ProducerConfig;
+
+import sps2.schemas.DeadLetter;
+import sps2.schemas.TokenEvent;
+
+/**
+ * Builds the job's Kafka sources and sinks, with client settings tuned for latency rather than
+ * throughput: producers send at once ({@code linger.ms=0}), consumers return a fetch as soon as one
+ * byte is there and do not park long on an empty partition.
+ *
+ * <p>The request source starts from the group's committed offsets, or from the earliest offset for
+ * a new group. The Kafka source commits offsets when a checkpoint completes, so a job without
+ * checkpointing re-reads from the last commit after a restart.
+ *
+ * @param bootstrapServers Kafka bootstrap servers, {@code host:port[,host:port...]}
+ * @param groupId consumer group of the request source
+ * @param topics topic names
+ */
+public record KafkaIo(String bootstrapServers, String groupId, KafkaTopics topics) {
+
+    /** How long a fetch waits on the broker for data when there is none (ms). */
+    public static final int FETCH_MAX_WAIT_MS = 10;
+
+    public KafkaIo {
+        Objects.requireNonNull(bootstrapServers, "bootstrapServers");
+        Objects.requireNonNull(groupId, "groupId");
+        Objects.requireNonNull(topics, "topics");
+    }
+
+    /** Source of parsed requests (unreadable records arrive as dead letters, see {@link RequestDeserializer}). */
+    public KafkaSource<ParsedRequest> requestSource() {
+        return requestSource(new RequestDeserializer());
+    }
+
+    public KafkaSource<ParsedRequest> requestSource(RequestDeserializer deserializer) {
+        return KafkaSource.<ParsedRequest>builder()
+                .setBootstrapServers(bootstrapServers)
+                .setGroupId(groupId)
+                .setTopics(topics.requests())
+                .setStartingOffsets(OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
+                .setDeserializer(deserializer)
+                .setClientIdPrefix(groupId + "-requests")
+                .setProperties(latencyConsumerProperties())
+                .build();
+    }
+
+    /** At-least-once sink of token events, keyed by request id. */
+    public KafkaSink<TokenEvent> tokenSink() {
+        return KafkaSink.<TokenEvent>builder()
+                .setBootstrapServers(bootstrapServers)
+                .setRecordSerializer(new TokenEventSerializer(topics.tokens()))
+                .setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+                .setKafkaProducerConfig(latencyProducerProperties())
+                .build();
+    }
+
+    /** At-least-once sink of dead letters. */
+    public KafkaSink<DeadLetter> deadLetterSink() {
+        return KafkaSink.<DeadLetter>builder()
+                .setBootstrapServers(bootstrapServers)
+                .setRecordSerializer(new DeadLetterSerializer(topics.deadLetters()))
+                .setDeliveryGuarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+                .setKafkaProducerConfig(latencyProducerProperties())
+                .build();
+    }
+
+    /**
+     * Producer settings for latency: no lingering, all replicas acknowledge, idempotence keeps one
+     * partition's records in order across retries. Serializers and bootstrap servers are not set.
+     */
+    public static Properties latencyProducerProperties() {
+        Properties props = new Properties();
+        props.setProperty(ProducerConfig.LINGER_MS_CONFIG, "0");
+        props.setProperty(ProducerConfig.ACKS_CONFIG, "all");
+        props.setProperty(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+        props.setProperty(ProducerConfig.COMPRESSION_TYPE_CONFIG, "none");
+        return props;
+    }
+
+    /** Consumer settings for latency. Deserializers, group and bootstrap servers are not set. */
+    public static Properties latencyConsumerProperties() {
+        Properties props = new Properties();
+        props.setProperty(ConsumerConfig.FETCH_MIN_BYTES_CONFIG, "1");
+        props.setProperty(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, Integer.toString(FETCH_MAX_WAIT_MS));
+        return props;
+    }
+}

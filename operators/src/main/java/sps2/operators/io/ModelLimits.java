@@ -1,0 +1,23 @@
+package sps2.operators.io;
+
+import java.io.Serializable;
+import java.util.Set;
+
+/**
+ * What the served model allows, for {@link RequestValidator}.
+ *
+ * @param contextLength tokens the model attends over at most (prompt plus generated tokens)
+ * @param maxTokensCap the most tokens one request may ask to generate
+ * @param vocabSize token ids must lie in [0, vocabSize)
+ * @param modelNames names a request may give in its {@code model} field (null there means the default)
+ */
+public record ModelLimits(int contextLength, int maxTokensCap, int vocabSize, Set<String> modelNames) implements Serializable {
+
+    public ModelLimits {
+        if (contextLength <= 0 || maxTokensCap <= 0 || vocabSize <= 0) {
+            throw new IllegalArgumentException("Model limits must be positive: context " + contextLength
+                    + ", max tokens cap " + maxTokensCap + ", vocabulary " + vocabSize + ".");
+        }
+        modelNames = Set.copyOf(modelNames);
+    }
+}

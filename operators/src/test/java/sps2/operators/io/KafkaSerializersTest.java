@@ -1,0 +1,42 @@
+package sps2.operators.io;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.junit.jupiter.api.Test;
+
+import sps2.schemas.DeadLetter;
+import sps2.schemas.TokenEvent;
+
+class KafkaSerializersTest {
+
+    @Test
+    void tokenEventsAreKeyedByRequestId() throws IOException {
+        TokenEvent event = TokenEvent.newBuilder().setRequestId("req-ü").setIndex(0).setTokenId(5).setText("Once").build();
+        ProducerRecord<byte[], byte[]> record = new TokenEventSerializer("tokens").serialize(event, null, 17L);
+        assertEquals("tokens", record.topic());
+        assertNull(record.partition());
+        assertEquals(17L, record.timestamp());
+        assertArrayEquals("req-ü".getBytes(StandardCharsets.UTF_8), record.key());
+        assertEquals(event, AvroCodec.decodeToken(record.value()));
+    }
+
+    @Test
+    void deadLettersKeepTheOriginalKey() throws IOException {
+        DeadLetter letter = DeadLetter.newBuilder().setTopic("requests").setPartition(0).setOffset(5)
+                .setKey(ByteBuffer.wrap(new byte[] {9, 8, 7})).setValue(ByteBuffer.wrap(new byte[] {1})).setReason("bad").build();
+        ProducerRecord<byte[], byte[]> record = new DeadLetterSerializer("dlq").serialize(letter, null, null);
+        assertEquals("dlq", record.topic());
+        assertArrayEquals(new byte[] {9, 8, 7}, record.key());
+        assertEquals(letter, AvroCodec.decodeDeadLetter(record.value()));
+
+        letter.setKey(null);
+        assertNull(new DeadLetterSerializer("dlq").serialize(letter, null, null).key());
+    }
+}
