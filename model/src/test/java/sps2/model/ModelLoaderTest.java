@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-class ModelLoaderTest {
+public class ModelLoaderTest {
 
     @TempDir
     Path dir;

@@ -85,7 +85,7 @@ public final class GgufFile {
 
     private static GgufFile parse(Path path, MappedByteBuffer b, long size) {
         Reader r = new Reader(path, b);
-        if (size < 24 || b.getInt(0) != MAGIC) {
+        if (size < 4 || b.getInt(0) != MAGIC) {
             throw new ModelFormatException("The file " + path + " is not a GGUF file: it does not start with the bytes \"GGUF\".");
         }
         r.skip(4);
