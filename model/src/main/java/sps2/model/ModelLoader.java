@@ -1,8 +1,7 @@
 package sps2.model;
 
 import java.io.IOException;
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Method;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -16,19 +15,17 @@ import org.slf4j.LoggerFactory;
 import sps2.model.gguf.GgufFile;
 import sps2.model.gguf.GgufLlama;
 import sps2.model.llama2c.Llama2cCheckpoint;
+import sps2.model.safetensors.SafetensorsCheckpoint;
 
 /**
  * Loads a Llama checkpoint whatever its format: GGUF (by its "GGUF" magic), llama2.c v1 (by its magic) or
- * legacy (by a plausible header, then checked against the file size), or safetensors (a directory with config.json or
- * *.safetensors files, or a single .safetensors file). The result's tensor shapes are checked against its
- * config.
+ * legacy (by a plausible header, then checked against the file size), or safetensors (a directory with
+ * config.json or *.safetensors files, a single .safetensors file, or a *.safetensors.index.json shard index).
+ * The result's tensor shapes are checked against its config.
  */
 public final class ModelLoader {
 
     private static final Logger LOG = LoggerFactory.getLogger(ModelLoader.class);
-
-    /** Written by another part of this module; looked up by name so this class compiles without it. */
-    static final String SAFETENSORS_LOADER = "sps2.model.safetensors.SafetensorsCheckpoint";
 
     public enum Format { GGUF, LLAMA2C, SAFETENSORS }
 
@@ -59,6 +56,9 @@ public final class ModelLoader {
         }
         if (!Files.isRegularFile(path)) {
             throw new ModelFormatException("The model file " + path + " does not exist.");
+        }
+        if (path.getFileName().toString().endsWith(".safetensors.index.json")) {
+            return Format.SAFETENSORS;
         }
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
@@ -97,22 +97,15 @@ public final class ModelLoader {
         }
     }
 
+    /** The safetensors loader reports problems as IllegalArgumentException or UncheckedIOException; users get ModelFormatException. */
     private static ModelWeights loadSafetensors(Path path) {
-        Method load;
         try {
-            load = Class.forName(SAFETENSORS_LOADER).getMethod("load", Path.class);
-        } catch (ClassNotFoundException | NoSuchMethodException e) {
-            throw new ModelFormatException("The model " + path + " is in safetensors format, but safetensors support is not available in this build.", e);
-        }
-        try {
-            return (ModelWeights) load.invoke(null, path);
-        } catch (InvocationTargetException e) {
-            if (e.getCause() instanceof RuntimeException re) {
-                throw re;
-            }
-            throw new ModelFormatException("The safetensors model " + path + " cannot be loaded: " + e.getCause(), e.getCause());
-        } catch (IllegalAccessException e) {
-            throw new IllegalStateException(SAFETENSORS_LOADER + ".load(Path) is not accessible", e);
+            return SafetensorsCheckpoint.load(path);
+        } catch (ModelFormatException e) {
+            throw e;
+        } catch (IllegalArgumentException | UncheckedIOException e) {
+            String message = e.getMessage() == null ? "The safetensors model " + path + " cannot be loaded" : e.getMessage();
+            throw new ModelFormatException(message.endsWith(".") ? message : message + ".", e);
         }
     }
 

@@ -16,6 +16,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import sps2.model.shapes.RandomCheckpointWriter;
 
 public class ModelLoaderTest {
 
@@ -105,19 +106,22 @@ public class ModelLoaderTest {
     }
 
     @Test
-    void safetensorsDirectoryIsDispatchedOrClearlyRefused() throws IOException {
-        Path st = Files.createDirectory(dir.resolve("hf"));
-        Files.writeString(st.resolve("config.json"), "{}");
-        assertEquals(ModelLoader.Format.SAFETENSORS, ModelLoader.detect(st));
-        boolean available;
-        try {
-            Class.forName(ModelLoader.SAFETENSORS_LOADER);
-            available = true;
-        } catch (ClassNotFoundException e) {
-            available = false;
-        }
-        Assumptions.assumeFalse(available, "the safetensors loader is present; its own tests cover it");
-        assertTrue(assertThrows(ModelFormatException.class, () -> ModelLoader.load(st)).getMessage().contains("safetensors support is not available"));
+    void safetensorsIsDispatchedByDirectoryOrFileContent() throws IOException {
+        ModelConfig tiny = new ModelConfig(16, 32, 2, 4, 2, 40, 64, 10000f, 1e-5f, false, null);
+        Path file = RandomCheckpointWriter.write(tiny, "tiny", dir.resolve("hf"), DType.F32, 7, RandomCheckpointWriter.Progress.NONE);
+        assertEquals(ModelLoader.Format.SAFETENSORS, ModelLoader.detect(dir.resolve("hf")));
+        Path renamed = Files.copy(file, dir.resolve("hf").resolve("weights.bin"));
+        assertEquals(ModelLoader.Format.SAFETENSORS, ModelLoader.detect(renamed), "recognised by its JSON header, not its name");
+        ModelWeights fromDir = ModelLoader.load(dir.resolve("hf"));
+        ModelWeights fromFile = ModelLoader.load(file);
+        assertEquals(tiny.nLayers(), fromDir.config().nLayers());
+        assertEquals(tiny.vocabSize(), fromDir.config().vocabSize());
+        assertArrayEquals(fromDir.layer(1, "wk").toFloats(), fromFile.layer(1, "wk").toFloats());
+
+        Path broken = Files.createDirectory(dir.resolve("broken"));
+        Files.writeString(broken.resolve("config.json"), "{}");
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> ModelLoader.load(broken));
+        assertTrue(e.getMessage().contains(broken.toString()), e.getMessage());
     }
 
     @Test
