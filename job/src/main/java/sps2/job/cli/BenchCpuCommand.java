@@ -1,0 +1,109 @@
+package sps2.job.cli;
+
+import java.lang.management.ManagementFactory;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import sps2.gpu.LlamaModel;
+import sps2.gpu.Sequence;
+import sps2.gpu.cpu.CpuBackend;
+import sps2.job.UserException;
+import sps2.model.DType;
+import sps2.model.ModelConfig;
+import sps2.model.ModelLoader;
+import sps2.model.ModelWeights;
+import sps2.model.shapes.ModelShapes;
+import sps2.model.shapes.RandomWeights;
+
+/** Prefill and decode throughput of the CPU backend, and the heap allocated per decoded token. */
+@Command(name = "bench-cpu", mixinStandardHelpOptions = true, description = "Measure CPU backend prefill and decode tokens/s.")
+public final class BenchCpuCommand implements Callable<Integer> {
+    @Option(names = "--model", description = "Model files to measure (repeatable).")
+    List<Path> models = new ArrayList<>();
+
+    @Option(names = "--shape", description = "Random-weight shapes to measure (repeatable; default: stories260k and stories15m when no --model is given).")
+    List<String> shapes = new ArrayList<>();
+
+    @Option(names = "--prompt-tokens", defaultValue = "200", description = "Prefill length (default: ${DEFAULT-VALUE}).")
+    int promptTokens;
+
+    @Option(names = "--decode-tokens", defaultValue = "50", description = "Decode steps timed (default: ${DEFAULT-VALUE}).")
+    int decodeTokens;
+
+    @Option(names = "--threads", defaultValue = "0", description = "Threads (0 = all cores).")
+    int threads;
+
+    @Option(names = "--repeats", defaultValue = "3", description = "Timed repetitions; the best is reported (default: ${DEFAULT-VALUE}).")
+    int repeats;
+
+    @Override
+    public Integer call() {
+        if (models.isEmpty() && shapes.isEmpty()) {
+            shapes = List.of("stories260k", "stories15m");
+        }
+        int cores = Runtime.getRuntime().availableProcessors();
+        int t = threads > 0 ? threads : cores;
+        System.out.printf("CPU backend on %d cores, %d threads, %d-token prompt, %d decode steps (best of %d)%n", cores, t, promptTokens,
+                decodeTokens, repeats);
+        System.out.printf("%-28s %12s %14s %14s %16s%n", "model", "params (M)", "prefill tok/s", "decode tok/s", "heap B/decoded tok");
+        for (Path p : models) {
+            report(p.getFileName().toString(), ModelLoader.load(p), t);
+        }
+        for (String s : shapes) {
+            if (!ModelShapes.names().contains(s)) {
+                throw new UserException("Unknown shape '" + s + "'; known shapes: " + String.join(", ", ModelShapes.names()) + ".");
+            }
+            report(s + " (random)", RandomWeights.generate(ModelShapes.get(s), DType.F32, 1), t);
+        }
+        return 0;
+    }
+
+    private void report(String name, ModelWeights w, int threads) {
+        ModelConfig c = w.config();
+        int prompt = Math.min(promptTokens, c.contextLength() - decodeTokens - 1);
+        if (prompt < 1) {
+            throw new UserException("The model's context of " + c.contextLength() + " is too short for " + decodeTokens + " decode steps.");
+        }
+        long params = 0;
+        for (var t : w.tensors().values()) {
+            params += t.size();
+        }
+        SplittableRandom rnd = new SplittableRandom(3);
+        int[] tokens = new int[prompt];
+        for (int i = 0; i < prompt; i++) {
+            tokens[i] = rnd.nextInt(c.vocabSize());
+        }
+        double bestPrefill = 0;
+        double bestDecode = 0;
+        double bytesPerToken = Double.NaN;
+        com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        try (CpuBackend b = new CpuBackend(threads); LlamaModel m = new LlamaModel(b, w, null)) {
+            for (int r = 0; r < repeats + 1; r++) { // the first round warms up the JIT
+                try (Sequence seq = new Sequence(m, prompt + decodeTokens + 1, 512)) {
+                    long t0 = System.nanoTime();
+                    seq.forward(tokens);
+                    long t1 = System.nanoTime();
+                    int[] one = new int[1];
+                    long a0 = mx.getCurrentThreadAllocatedBytes();
+                    for (int i = 0; i < decodeTokens; i++) {
+                        one[0] = tokens[i % prompt];
+                        seq.forward(one);
+                    }
+                    long a1 = mx.getCurrentThreadAllocatedBytes();
+                    long t2 = System.nanoTime();
+                    if (r > 0) {
+                        bestPrefill = Math.max(bestPrefill, prompt / ((t1 - t0) / 1e9));
+                        bestDecode = Math.max(bestDecode, decodeTokens / ((t2 - t1) / 1e9));
+                        bytesPerToken = (a1 - a0) / (double) decodeTokens;
+                    }
+                }
+            }
+        }
+        System.out.printf("%-28s %12.2f %14.0f %14.1f %16.0f%n", name, params / 1e6, bestPrefill, bestDecode, bytesPerToken);
+    }
+}

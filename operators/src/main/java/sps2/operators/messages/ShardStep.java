@@ -1,0 +1,25 @@
+package sps2.operators.messages;
+
+/** The work of one shard in one iteration of the scheduler. */
+public class ShardStep {
+    public long iteration;
+    public int shard;
+    /** Whether this is a prefill iteration (sequence-parallel exchange of K/V) or a decode iteration (exchange of partial attention). */
+    public boolean prefill;
+    public SeqWork[] seqs;
+    /** Requests that have finished since the last step sent to this shard: their KV state is dropped. */
+    public String[] released = new String[0];
+    /** Wall clock when the scheduler issued the iteration. */
+    public long issuedAtMs;
+
+    public ShardStep() {
+    }
+
+    public int rows() {
+        int n = 0;
+        for (SeqWork s : seqs) {
+            n += s.rows();
+        }
+        return n;
+    }
+}

@@ -1,0 +1,21 @@
+package sps2.operators.runtime;
+
+import sps2.gpu.Backend;
+import sps2.gpu.cpu.CpuBackend;
+
+/** Creates the backend a job asks for. */
+public final class Backends {
+    private Backends() {
+    }
+
+    public static Backend create(String kind, int device, int cpuThreads) {
+        switch (kind) {
+            case "cpu":
+                return new CpuBackend(cpuThreads > 0 ? cpuThreads : Runtime.getRuntime().availableProcessors());
+            case "cuda":
+                return CudaBackends.create(device);
+            default:
+                throw new IllegalArgumentException("Unknown backend '" + kind + "': use cpu or cuda");
+        }
+    }
+}

@@ -1,0 +1,521 @@
+package sps2.operators.scheduler;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import org.apache.flink.api.common.operators.MailboxExecutor;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeutils.base.StringSerializer;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
+import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
+import org.apache.flink.streaming.api.operators.InternalTimer;
+import org.apache.flink.streaming.api.operators.InternalTimerService;
+import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
+import org.apache.flink.streaming.api.operators.Triggerable;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.streaming.runtime.tasks.mailbox.TaskMailbox;
+import org.apache.flink.util.OutputTag;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import sps2.gpu.BlockAllocator;
+import sps2.model.ModelConfig;
+import sps2.operators.JobSettings;
+import sps2.operators.feedback.FeedbackChannel;
+import sps2.operators.messages.Admitted;
+import sps2.operators.messages.SeqWork;
+import sps2.operators.messages.ShardStep;
+import sps2.operators.messages.StageMsg;
+import sps2.operators.messages.StepResult;
+import sps2.operators.placement.Segmenter;
+import sps2.schemas.FinishReason;
+import sps2.schemas.TokenEvent;
+
+/**
+ * The scheduler: one subtask that owns admission (KV capacity), placement (segments on shards, where
+ * decode appends) and the iteration batches. It receives admitted requests as its input and the shards'
+ * step results through the in-JVM feedback edge ({@link FeedbackChannel}, delivered into this task's
+ * mailbox so everything runs on the task thread).
+ *
+ * <p>sps2 mode: at most one prefill iteration (one request, cut into cost-balanced segments over the
+ * shards) and one decode iteration (every decoding request together) are in flight; a decode iteration
+ * therefore never waits for a whole prefill to finish. sarathi mode: one iteration at a time per job, each
+ * worker's batch filled up to the chunk budget with running decodes first, then the partial prefill,
+ * then new prefills (stall-free batching); a request lives on one worker.
+ *
+ * <p>Recovery: the request states (token histories) are keyed state; KV is device memory and is not
+ * restored. After a restore every active request is prefilled again from its history, which reproduces
+ * the same next tokens because sampling depends only on (seed, position).
+ */
+public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
+        implements OneInputStreamOperator<Admitted, StageMsg>, Triggerable<Integer, VoidNamespace> {
+    private static final Logger LOG = LoggerFactory.getLogger(SchedulerOperator.class);
+    public static final OutputTag<TokenEvent> REJECTIONS = new OutputTag<>("rejections", TypeInformation.of(TokenEvent.class));
+    private static final long WATCHDOG_MS = 100;
+
+    private final JobSettings settings;
+    private final ModelConfig config;
+
+    private transient MapState<String, RequestState> requests;
+    private transient InternalTimerService<VoidNamespace> timers;
+    private transient BlockAllocator[] allocators;
+    private transient Map<Long, Set<Integer>> inFlight;
+    private transient Map<Long, Boolean> inFlightIsPrefill;
+    private transient Map<Integer, List<String>> released;
+    private transient Segmenter segmenter;
+    private transient long nextIteration;
+    private transient long arrivals;
+    private transient boolean restoredStatePending;
+    private transient boolean timerSet;
+    private transient MailboxExecutor mailbox;
+
+    public SchedulerOperator(JobSettings settings, ModelConfig config) {
+        this.settings = settings;
+        this.config = config;
+    }
+
+    @Override
+    public void open() throws Exception {
+        super.open();
+        requests = getKeyedStateStore().getMapState(new MapStateDescriptor<>("requests", org.apache.flink.api.common.typeinfo.Types.STRING, TypeInformation.of(RequestState.class)));
+        timers = getInternalTimerService("scheduler-watchdog", VoidNamespaceSerializer.INSTANCE, this);
+        allocators = new BlockAllocator[settings.shards()];
+        for (int s = 0; s < allocators.length; s++) {
+            allocators[s] = new BlockAllocator(settings.kvBlocks(), settings.blockSize());
+            allocators[s].claim(new int[] {0}); // block 0 is every shard's scratch block
+        }
+        inFlight = new HashMap<>();
+        inFlightIsPrefill = new HashMap<>();
+        released = new HashMap<>();
+        segmenter = new Segmenter(config, settings.minSegment());
+        nextIteration = (System.nanoTime() & 0x7fffffffL) << 24;
+        restoredStatePending = true;
+        mailbox = getContainingTask().getMailboxExecutorFactory().createExecutor(TaskMailbox.MIN_PRIORITY);
+        MailboxExecutor mb = mailbox;
+        FeedbackChannel.register(settings.runtimeId(), r -> mb.execute(() -> onResult(r), "step result"));
+        LOG.info("The scheduler runs in {} mode over {} shards with {} KV blocks of {} tokens each.", settings.mode(), settings.shards(),
+                settings.kvBlocks(), settings.blockSize());
+    }
+
+    @Override
+    public void close() throws Exception {
+        FeedbackChannel.unregister(settings.runtimeId());
+        super.close();
+    }
+
+    @Override
+    public void processElement(StreamRecord<Admitted> element) throws Exception {
+        Admitted a = element.getValue();
+        recoverIfRestored();
+        if (requests.contains(a.requestId)) {
+            reject(a.requestId, "A request with id " + a.requestId + " is already in flight; request ids must be unique.", FinishReason.REJECTED);
+            return;
+        }
+        int need = a.promptTokens.length + a.maxTokens;
+        long capacity = (long) settings.shards() * (settings.kvBlocks() - 1) * settings.blockSize();
+        long perWorker = (long) (settings.kvBlocks() - 1) * settings.blockSize();
+        if (need > (settings.sarathi() ? perWorker : capacity)) {
+            reject(a.requestId, "The request needs KV for " + need + " tokens but the job holds at most "
+                    + (settings.sarathi() ? perWorker : capacity) + "; send a shorter prompt or fewer max tokens.", FinishReason.REJECTED);
+            return;
+        }
+        RequestState r = new RequestState();
+        r.request = a;
+        r.arrival = arrivals++;
+        requests.put(a.requestId, r);
+        schedule();
+    }
+
+    @Override
+    public void onProcessingTime(InternalTimer<Integer, VoidNamespace> timer) throws Exception {
+        timerSet = false;
+        recoverIfRestored();
+        schedule();
+    }
+
+    @Override
+    public void onEventTime(InternalTimer<Integer, VoidNamespace> timer) {
+    }
+
+    /** After a restore, the KV of every active request is gone: send them all back to prefill their history. */
+    private void recoverIfRestored() throws Exception {
+        if (!restoredStatePending) {
+            return;
+        }
+        restoredStatePending = false;
+        int resumed = 0;
+        long maxArrival = -1;
+        for (Map.Entry<String, RequestState> e : requests.entries()) {
+            RequestState r = e.getValue();
+            maxArrival = Math.max(maxArrival, r.arrival);
+            if (r.phase != RequestState.WAITING) {
+                r.phase = RequestState.WAITING;
+                r.peers = new int[0];
+                r.blockTables = new int[0][];
+                r.kvTokens = new int[0];
+                r.prefilled = 0;
+                requests.put(e.getKey(), r);
+                resumed++;
+            }
+        }
+        arrivals = maxArrival + 1;
+        if (resumed > 0) {
+            LOG.info("Restored {} requests that were running; they are prefilled again from their token history.", resumed);
+        }
+    }
+
+    private void onResult(StepResult r) throws Exception {
+        setCurrentKey(0);
+        Set<Integer> waiting = inFlight.get(r.iteration);
+        if (waiting == null) {
+            LOG.debug("Ignoring the result of unknown iteration {} (from before a restart).", r.iteration);
+            return;
+        }
+        for (int i = 0; i < r.requests.length; i++) {
+            RequestState s = requests.get(r.requests[i]);
+            if (s == null) {
+                continue;
+            }
+            s.generated = Arrays.copyOf(s.generated, s.generated.length + 1);
+            s.generated[s.generated.length - 1] = r.tokens[i];
+            s.text = s.text + r.pieces[i];
+            if (r.finished[i]) {
+                finish(r.requests[i], s);
+            } else {
+                s.phase = RequestState.DECODE;
+                requests.put(r.requests[i], s);
+            }
+        }
+        waiting.remove(r.shard);
+        if (waiting.isEmpty()) {
+            inFlight.remove(r.iteration);
+            inFlightIsPrefill.remove(r.iteration);
+        }
+        schedule();
+    }
+
+    private void finish(String id, RequestState s) throws Exception {
+        for (int i = 0; i < s.peers.length; i++) {
+            allocators[s.peers[i]].release(s.blockTables[i]);
+            released.computeIfAbsent(s.peers[i], k -> new ArrayList<>()).add(id);
+        }
+        requests.remove(id);
+    }
+
+    private void reject(String id, String message, FinishReason reason) {
+        TokenEvent ev = TokenEvent.newBuilder().setRequestId(id).setIndex(-1).setFinished(true).setFinishReason(reason)
+                .setError(message).setEmitTimestampMs(System.currentTimeMillis()).build();
+        output.collect(REJECTIONS, new StreamRecord<>(ev));
+        LOG.info("Rejected request {}: {}", id, message);
+    }
+
+    private boolean anyInFlight(boolean prefill) {
+        return inFlightIsPrefill.containsValue(prefill);
+    }
+
+    private void schedule() throws Exception {
+        List<Map.Entry<String, RequestState>> all = new ArrayList<>();
+        for (Map.Entry<String, RequestState> e : requests.entries()) {
+            all.add(Map.entry(e.getKey(), e.getValue()));
+        }
+        if (!all.isEmpty() && !timerSet) {
+            timers.registerProcessingTimeTimer(VoidNamespace.INSTANCE, getProcessingTimeService().getCurrentProcessingTime() + WATCHDOG_MS);
+            timerSet = true;
+        }
+        if (settings.sarathi()) {
+            if (inFlight.isEmpty()) {
+                scheduleSarathi(all);
+            }
+            return;
+        }
+        if (!anyInFlight(true)) {
+            all.stream()
+                    .filter(e -> e.getValue().phase == RequestState.WAITING)
+                    .min(Comparator.<Map.Entry<String, RequestState>>comparingInt(e -> -e.getValue().request.priority)
+                            .thenComparingLong(e -> e.getValue().arrival))
+                    .ifPresent(e -> startPrefill(e.getKey(), e.getValue()));
+        }
+        if (!anyInFlight(false)) {
+            List<Map.Entry<String, RequestState>> decoding = all.stream().filter(e -> e.getValue().phase == RequestState.DECODE).toList();
+            if (!decoding.isEmpty()) {
+                startDecode(decoding);
+            }
+        }
+    }
+
+    /** sps2: cut the history into segments over the shards with the most free KV and prefill them in parallel. */
+    private void startPrefill(String id, RequestState r) {
+        try {
+            int[] history = r.history();
+            int n = history.length;
+            int[] bounds = segmenter.split(n, settings.shards());
+            int k = bounds.length - 1;
+            Integer[] order = new Integer[settings.shards()];
+            for (int s = 0; s < order.length; s++) {
+                order[s] = s;
+            }
+            Arrays.sort(order, Comparator.comparingInt((Integer s) -> -allocators[s].freeBlocks()).thenComparingInt(s -> s));
+            int[] peers = new int[k];
+            for (int i = 0; i < k; i++) {
+                peers[i] = order[i];
+            }
+            Arrays.sort(peers);
+            int remainingDecode = r.request.maxTokens - r.generated.length;
+            int[][] tables = new int[k][];
+            for (int i = 0; i < k; i++) {
+                int tokens = bounds[i + 1] - bounds[i];
+                if (i == k - 1 && settings.appendPolicy().equals("tail")) {
+                    tokens += remainingDecode;
+                }
+                tables[i] = allocators[peers[i]].allocate(allocators[peers[i]].blocksFor(tokens));
+                if (tables[i] == null) {
+                    for (int j = 0; j < i; j++) {
+                        allocators[peers[j]].release(tables[j]);
+                    }
+                    LOG.debug("Request {} waits for KV space.", id);
+                    return;
+                }
+            }
+            r.peers = peers;
+            r.blockTables = tables;
+            r.kvTokens = new int[k];
+            r.phase = RequestState.PREFILL;
+            r.prefillStartMs = System.currentTimeMillis();
+            long iteration = nextIteration++;
+            Set<Integer> shards = new HashSet<>();
+            for (int i = 0; i < k; i++) {
+                SeqWork w = baseWork(id, r);
+                w.mode = SeqWork.PREFILL;
+                w.tokens = Arrays.copyOfRange(history, bounds[i], bounds[i + 1]);
+                w.startPos = bounds[i];
+                w.blockTable = tables[i];
+                w.kvBefore = 0;
+                w.appendKv = true;
+                w.peers = peers;
+                w.segmentStarts = Arrays.copyOf(bounds, k);
+                w.peerIndex = i;
+                w.sample = i == k - 1;
+                r.kvTokens[i] = w.tokens.length;
+                emit(iteration, peers[i], true, new SeqWork[] {w});
+                shards.add(peers[i]);
+            }
+            requests.put(id, r);
+            inFlight.put(iteration, shards);
+            inFlightIsPrefill.put(iteration, true);
+        } catch (Exception e) {
+            throw new IllegalStateException("Scheduling the prefill of " + id + " failed", e);
+        }
+    }
+
+    /** sps2: one decode iteration with every decoding request; each request's peers all compute its row. */
+    private void startDecode(List<Map.Entry<String, RequestState>> decoding) throws Exception {
+        long iteration = nextIteration++;
+        Map<Integer, List<SeqWork>> perShard = new LinkedHashMap<>();
+        for (Map.Entry<String, RequestState> e : decoding) {
+            RequestState r = e.getValue();
+            int appendAt = appendPeer(r);
+            if (appendAt < 0) {
+                finishWithError(e.getKey(), r, "The KV cache is full: no shard of this request has room for another token.");
+                continue;
+            }
+            int pos = r.kvTotal();
+            int last = r.generated[r.generated.length - 1];
+            for (int i = 0; i < r.peers.length; i++) {
+                SeqWork w = baseWork(e.getKey(), r);
+                w.mode = SeqWork.DECODE;
+                w.tokens = new int[] {last};
+                w.startPos = pos;
+                w.kvBefore = r.kvTokens[i];
+                w.appendKv = i == appendAt;
+                w.blockTable = r.blockTables[i];
+                w.peers = r.peers;
+                w.peerIndex = i;
+                w.sample = i == r.peers.length - 1;
+                perShard.computeIfAbsent(r.peers[i], k -> new ArrayList<>()).add(w);
+            }
+            r.kvTokens[appendAt]++;
+            requests.put(e.getKey(), r);
+        }
+        if (perShard.isEmpty()) {
+            return;
+        }
+        for (Map.Entry<Integer, List<SeqWork>> e : perShard.entrySet()) {
+            emit(iteration, e.getKey(), false, e.getValue().toArray(new SeqWork[0]));
+        }
+        inFlight.put(iteration, new HashSet<>(perShard.keySet()));
+        inFlightIsPrefill.put(iteration, false);
+    }
+
+    /** Index (into peers) of the shard that stores the next token's KV, growing its block table if needed; -1 if none can. */
+    private int appendPeer(RequestState r) {
+        int[] candidates;
+        if (settings.appendPolicy().equals("tail")) {
+            candidates = new int[] {r.peers.length - 1};
+        } else {
+            Integer[] order = new Integer[r.peers.length];
+            for (int i = 0; i < order.length; i++) {
+                order[i] = i;
+            }
+            Arrays.sort(order, Comparator.comparingInt((Integer i) -> r.kvTokens[i]).thenComparingInt(i -> i));
+            candidates = Arrays.stream(order).mapToInt(Integer::intValue).toArray();
+        }
+        for (int i : candidates) {
+            int capacity = r.blockTables[i].length * settings.blockSize();
+            if (r.kvTokens[i] < capacity) {
+                return i;
+            }
+            int[] more = allocators[r.peers[i]].allocate(1);
+            if (more != null) {
+                r.blockTables[i] = Arrays.copyOf(r.blockTables[i], r.blockTables[i].length + 1);
+                r.blockTables[i][r.blockTables[i].length - 1] = more[0];
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private void finishWithError(String id, RequestState r, String message) throws Exception {
+        finish(id, r);
+        reject(id, message, FinishReason.ERROR);
+    }
+
+    /** sarathi: per worker, decodes first, then the partial prefill, then new prefills, up to the chunk budget. */
+    private void scheduleSarathi(List<Map.Entry<String, RequestState>> all) throws Exception {
+        long iteration = nextIteration++;
+        Map<Integer, List<SeqWork>> perShard = new LinkedHashMap<>();
+        int[] budget = new int[settings.shards()];
+        Arrays.fill(budget, settings.chunkSize());
+        List<Map.Entry<String, RequestState>> byArrival = new ArrayList<>(all);
+        byArrival.sort(Comparator.<Map.Entry<String, RequestState>>comparingInt(e -> -e.getValue().request.priority)
+                .thenComparingLong(e -> e.getValue().arrival));
+        // 1. running decodes
+        for (Map.Entry<String, RequestState> e : byArrival) {
+            RequestState r = e.getValue();
+            if (r.phase == RequestState.DECODE && budget[r.peers[0]] > 0) {
+                int worker = r.peers[0];
+                SeqWork w = baseWork(e.getKey(), r);
+                w.mode = SeqWork.DECODE;
+                w.tokens = new int[] {r.generated[r.generated.length - 1]};
+                w.startPos = r.kvTokens[0];
+                w.kvBefore = r.kvTokens[0];
+                w.appendKv = true;
+                fillSingleWorker(w, r);
+                r.kvTokens[0]++;
+                budget[worker]--;
+                perShard.computeIfAbsent(worker, k -> new ArrayList<>()).add(w);
+                requests.put(e.getKey(), r);
+            }
+        }
+        // 2. partial prefills, then 3. new prefills (placed on the worker with the most free KV)
+        for (int pass = 0; pass < 2; pass++) {
+            for (Map.Entry<String, RequestState> e : byArrival) {
+                RequestState r = e.getValue();
+                boolean partial = r.phase == RequestState.PREFILL;
+                if (pass == 0 ? !partial : r.phase != RequestState.WAITING) {
+                    continue;
+                }
+                if (pass == 1 && !placeOnWorker(e.getKey(), r)) {
+                    continue;
+                }
+                int worker = r.peers[0];
+                if (budget[worker] <= 0) {
+                    continue;
+                }
+                int[] history = r.history();
+                int take = Math.min(budget[worker], history.length - r.prefilled);
+                SeqWork w = baseWork(e.getKey(), r);
+                w.mode = SeqWork.PREFILL;
+                w.tokens = Arrays.copyOfRange(history, r.prefilled, r.prefilled + take);
+                w.startPos = r.prefilled;
+                w.kvBefore = r.prefilled;
+                w.appendKv = true;
+                fillSingleWorker(w, r);
+                w.sample = r.prefilled + take == history.length;
+                r.prefilled += take;
+                r.kvTokens[0] = r.prefilled;
+                budget[worker] -= take;
+                perShard.computeIfAbsent(worker, k -> new ArrayList<>()).add(w);
+                requests.put(e.getKey(), r);
+            }
+        }
+        if (perShard.isEmpty()) {
+            return;
+        }
+        for (Map.Entry<Integer, List<SeqWork>> e : perShard.entrySet()) {
+            emit(iteration, e.getKey(), false, e.getValue().toArray(new SeqWork[0]));
+        }
+        inFlight.put(iteration, new HashSet<>(perShard.keySet()));
+        inFlightIsPrefill.put(iteration, false);
+    }
+
+    private boolean placeOnWorker(String id, RequestState r) {
+        int best = 0;
+        for (int s = 1; s < allocators.length; s++) {
+            if (allocators[s].freeBlocks() > allocators[best].freeBlocks()) {
+                best = s;
+            }
+        }
+        int need = r.history().length + r.request.maxTokens - r.generated.length;
+        int[] table = allocators[best].allocate(allocators[best].blocksFor(need));
+        if (table == null) {
+            return false;
+        }
+        r.peers = new int[] {best};
+        r.blockTables = new int[][] {table};
+        r.kvTokens = new int[] {0};
+        r.prefilled = 0;
+        r.phase = RequestState.PREFILL;
+        r.prefillStartMs = System.currentTimeMillis();
+        return true;
+    }
+
+    private static void fillSingleWorker(SeqWork w, RequestState r) {
+        w.blockTable = r.blockTables[0];
+        w.peers = r.peers;
+        w.peerIndex = 0;
+        w.sample = true;
+    }
+
+    private SeqWork baseWork(String id, RequestState r) {
+        Admitted a = r.request;
+        SeqWork w = new SeqWork();
+        w.requestId = id;
+        w.promptTokens = a.promptTokens.length;
+        w.maxTokens = a.maxTokens;
+        w.temperature = a.temperature;
+        w.topK = a.topK;
+        w.topP = a.topP;
+        w.minP = a.minP;
+        w.seed = a.seed;
+        w.ignoreEos = a.ignoreEos;
+        w.stopTokens = a.stopTokens;
+        w.stopStrings = a.stopStrings;
+        w.outputIndex = r.generated.length;
+        w.textSoFar = r.text;
+        w.admittedAtMs = a.admittedAtMs;
+        w.prefillStartMs = r.prefillStartMs;
+        return w;
+    }
+
+    private void emit(long iteration, int shard, boolean prefill, SeqWork[] seqs) {
+        ShardStep step = new ShardStep();
+        step.iteration = iteration;
+        step.shard = shard;
+        step.prefill = prefill;
+        step.seqs = seqs;
+        step.issuedAtMs = System.currentTimeMillis();
+        List<String> rel = released.remove(shard);
+        step.released = rel == null ? new String[0] : rel.toArray(new String[0]);
+        output.collect(new StreamRecord<>(StageMsg.step(step)));
+    }
+}

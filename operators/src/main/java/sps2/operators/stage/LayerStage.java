@@ -1,0 +1,501 @@
+package sps2.operators.stage;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.MapState;
+import org.apache.flink.api.common.state.MapStateDescriptor;
+import org.apache.flink.api.common.typeutils.base.StringSerializer;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.util.Collector;
+import org.apache.flink.util.OutputTag;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import sps2.gpu.Backend;
+import sps2.gpu.CompactKv;
+import sps2.gpu.LlamaModel;
+import sps2.gpu.Tensor;
+import sps2.model.ModelConfig;
+import sps2.model.generation.StopRule;
+import sps2.model.sampler.Sampler;
+import sps2.model.sampler.SamplingParams;
+import sps2.model.tokenizer.Tokenizer;
+import sps2.operators.JobSettings;
+import sps2.operators.csa.CsaPolicy;
+import sps2.operators.messages.SeqWork;
+import sps2.operators.messages.ShardStep;
+import sps2.operators.messages.StageMsg;
+import sps2.operators.messages.StepResult;
+import sps2.operators.runtime.IterationContext;
+import sps2.operators.runtime.ShardRuntime;
+import sps2.operators.state.KvEntry;
+import sps2.operators.state.KvEntrySerializer;
+import sps2.schemas.FinishReason;
+import sps2.schemas.TokenEvent;
+
+/**
+ * Stage {@code s} of the transformer unrolled into operators, one subtask per shard. Stage 0 embeds the
+ * step's tokens; stage s (1 &le; s &le; L) completes the attention of layer s-1 with what other shards sent
+ * (remote prefill K/V, or decode partials), merged in peer order with the exact log-sum-exp rule, and runs
+ * the rest of layer s-1 (o_proj, MLP). Stage s &lt; L then projects layer s, stores its KV, sends what
+ * other shards need, computes the local attention while that is in flight, and hands the iteration to
+ * stage s+1 of the same shard as a handle. Stage L samples on the owner shard.
+ *
+ * <p>Keyed by shard ({@link sps2.operators.ShardKeys}); its keyed state holds, per request, this layer's
+ * {@link KvEntry}.
+ */
+public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, StageMsg> {
+    private static final Logger LOG = LoggerFactory.getLogger(LayerStage.class);
+    public static final OutputTag<TokenEvent> TOKENS = new OutputTag<>("tokens") { };
+    public static final OutputTag<StepResult> RESULTS = new OutputTag<>("step-results") { };
+
+    private final JobSettings settings;
+    private final int stage;
+    private final int layers;
+    private final int[] shardKeys;
+
+    private transient ShardRuntime runtime;
+    private transient int shard;
+    private transient CsaPolicy csa;
+    private transient Map<Long, Pending> pending;
+    private transient MapState<String, KvEntry> kvState;
+    private transient Sampler sampler;
+    private transient Counter bytesSent;
+    private transient StageMetrics metrics;
+
+    /** Remote contributions to one iteration that have arrived at this stage. */
+    private static final class Pending {
+        boolean own;
+        long ownArrivedNanos;
+        final Map<Integer, StageMsg> fromShard = new HashMap<>();
+        int nextPeer;
+    }
+
+    public LayerStage(JobSettings settings, int stage, int layers, int[] shardKeys) {
+        this.settings = settings;
+        this.stage = stage;
+        this.layers = layers;
+        this.shardKeys = shardKeys;
+    }
+
+    @Override
+    public void open(OpenContext ctx) {
+        shard = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+        runtime = ShardRuntime.acquire(settings, shard);
+        csa = CsaPolicy.parse(settings.csa());
+        pending = new HashMap<>();
+        if (stage < layers) {
+            kvState = getRuntimeContext().getMapState(new MapStateDescriptor<>("kv-layer-" + stage, StringSerializer.INSTANCE, KvEntrySerializer.INSTANCE));
+        }
+        if (stage == layers) {
+            sampler = new Sampler(runtime.model().config().vocabSize());
+        }
+        bytesSent = getRuntimeContext().getMetricGroup().counter("bytesExchanged");
+        metrics = new StageMetrics(getRuntimeContext().getMetricGroup());
+    }
+
+    @Override
+    public void close() {
+        if (runtime != null) {
+            runtime.release();
+        }
+    }
+
+    @Override
+    public void processElement(StageMsg msg, Context ctx, Collector<StageMsg> out) throws Exception {
+        switch (msg.kind) {
+            case StageMsg.STEP -> {
+                if (stage != 0) {
+                    throw new IllegalStateException("Stage " + stage + " received a scheduler step");
+                }
+                long t0 = System.nanoTime();
+                IterationContext ic = runtime.begin(msg.step);
+                runtime.model().embed(ic.ws, ic.tokens, ic.rows());
+                ic.computeSeconds += (System.nanoTime() - t0) / 1e9;
+                tail(ic, ctx, out);
+            }
+            case StageMsg.OWN -> {
+                Pending p = pending.computeIfAbsent(msg.iteration, k -> new Pending());
+                p.own = true;
+                p.ownArrivedNanos = System.nanoTime();
+                advance(msg.iteration, p, ctx, out);
+            }
+            case StageMsg.KV, StageMsg.PARTIAL -> {
+                Pending p = pending.computeIfAbsent(msg.iteration, k -> new Pending());
+                p.fromShard.put(msg.fromShard, msg);
+                if (p.own) {
+                    advance(msg.iteration, p, ctx, out);
+                }
+            }
+            default -> throw new IllegalStateException("Unknown stage message kind " + msg.kind);
+        }
+    }
+
+    /** Folds in whatever remote data is ready, in peer order; when all is there, finishes layer stage-1. */
+    private void advance(long iteration, Pending p, Context ctx, Collector<StageMsg> out) throws Exception {
+        IterationContext ic = runtime.context(iteration);
+        LlamaModel model = runtime.model();
+        ShardStep step = ic.step;
+        long t0 = System.nanoTime();
+        if (step.prefill) {
+            // One request per prefill iteration in sps2 mode: attend to each earlier segment as it arrives.
+            SeqWork w = step.seqs[0];
+            while (p.nextPeer < w.peerIndex) {
+                StageMsg kv = p.fromShard.get(w.peers[p.nextPeer]);
+                if (kv == null) {
+                    ic.computeSeconds += (System.nanoTime() - t0) / 1e9;
+                    return;
+                }
+                attendRemote(ic, kv);
+                p.nextPeer++;
+            }
+        } else if (needsPartials(step)) {
+            int expected = expectedPartials(step);
+            if (p.fromShard.size() < expected) {
+                return;
+            }
+            mergePartials(ic, p);
+        }
+        long waited = Math.max(0, t0 - p.ownArrivedNanos);
+        ic.waitSeconds += waited / 1e9;
+        pending.remove(iteration);
+        model.finishLayer(stage - 1, ic.ws, ic.rows());
+        runtime.backend().sync();
+        ic.computeSeconds += (System.nanoTime() - t0) / 1e9;
+        metrics.waitNanos(waited);
+        if (stage < layers) {
+            tail(ic, ctx, out);
+        } else {
+            finish(ic, ctx);
+        }
+    }
+
+    private static boolean needsPartials(ShardStep step) {
+        for (SeqWork w : step.seqs) {
+            if (w.peers.length > 1) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Number of other shards that send this shard a PARTIAL message for the step. */
+    private int expectedPartials(ShardStep step) {
+        HashSet<Integer> others = new HashSet<>();
+        for (SeqWork w : step.seqs) {
+            for (int peer : w.peers) {
+                if (peer != shard) {
+                    others.add(peer);
+                }
+            }
+        }
+        return others.size();
+    }
+
+    /** Project layer {@code stage}, store its KV, send remote data, attend locally, hand on the iteration. */
+    private void tail(IterationContext ic, Context ctx, Collector<StageMsg> out) throws Exception {
+        long t0 = System.nanoTime();
+        int layer = stage;
+        LlamaModel model = runtime.model();
+        Backend b = runtime.backend();
+        int n = ic.rows();
+        ShardStep step = ic.step;
+        dropReleased(step);
+        model.project(layer, ic.ws, ic.positions, n);
+        b.kvWrite(runtime.pool(), layer, ic.ws.k, ic.ws.v, ic.slots, n);
+        for (SeqWork w : step.seqs) {
+            if (w.appendKv) {
+                KvEntry e = kvState.get(w.requestId);
+                kvState.put(w.requestId, (e == null ? KvEntry.empty() : e).append(w.blockTable, w.tokens, w.startPos));
+            }
+        }
+        if (step.prefill) {
+            sendPrefillKv(ic, out);
+        }
+        model.attend(layer, ic.ws, runtime.pool(), ic.batch);
+        if (!step.prefill && needsPartials(step)) {
+            sendPartials(ic, out);
+        }
+        b.sync();
+        ic.computeSeconds += (System.nanoTime() - t0) / 1e9;
+        out.collect(StageMsg.own(shard, step.iteration, layer + 1));
+    }
+
+    private void dropReleased(ShardStep step) throws Exception {
+        if (step.released != null) {
+            for (String r : step.released) {
+                kvState.remove(r);
+            }
+        }
+    }
+
+    /** Sends this shard's segment K/V of layer {@code stage}, thinned by the CSA policy, to every later peer. */
+    private void sendPrefillKv(IterationContext ic, Collector<StageMsg> out) {
+        SeqWork w = ic.step.seqs[0];
+        if (w.peerIndex == w.peers.length - 1) {
+            return;
+        }
+        ModelConfig c = runtime.model().config();
+        int n = w.rows();
+        int kvDim = c.kvDim();
+        int hs = c.headSize();
+        float[] k = new float[n * kvDim];
+        float[] v = new float[n * kvDim];
+        runtime.backend().read(ic.ws.k, 0, k, 0, n);
+        runtime.backend().read(ic.ws.v, 0, v, 0, n);
+        for (int j = w.peerIndex + 1; j < w.peers.length; j++) {
+            int[][] rows = csa.select(w.startPos, n, w.segmentStarts[j], c.nKvHeads());
+            int maxLen = 0;
+            int total = 0;
+            int[] lens = new int[c.nKvHeads()];
+            for (int g = 0; g < lens.length; g++) {
+                lens[g] = rows[g].length;
+                maxLen = Math.max(maxLen, lens[g]);
+                total += lens[g];
+            }
+            float[] payload = new float[2 * total * hs];
+            int at = 0;
+            for (int g = 0; g < lens.length; g++) {
+                for (int r : rows[g]) {
+                    System.arraycopy(k, r * kvDim + g * hs, payload, at, hs);
+                    at += hs;
+                }
+            }
+            for (int g = 0; g < lens.length; g++) {
+                for (int r : rows[g]) {
+                    System.arraycopy(v, r * kvDim + g * hs, payload, at, hs);
+                    at += hs;
+                }
+            }
+            StageMsg m = new StageMsg();
+            m.kind = StageMsg.KV;
+            m.targetShard = w.peers[j];
+            m.fromShard = shard;
+            m.iteration = ic.step.iteration;
+            m.layer = stage;
+            m.requestId = w.requestId;
+            m.headLens = lens;
+            m.maxLen = maxLen;
+            m.payload = payload;
+            m.sentNanos = System.nanoTime();
+            ic.bytesSent += m.payloadBytes();
+            bytesSent.inc(m.payloadBytes());
+            out.collect(m);
+        }
+    }
+
+    /** Attention of the own queries over one earlier segment's K/V, folded into the running result. */
+    private void attendRemote(IterationContext ic, StageMsg kv) {
+        ModelConfig c = runtime.model().config();
+        Backend b = runtime.backend();
+        int hs = c.headSize();
+        int nKv = c.nKvHeads();
+        int maxLen = Math.max(1, kv.maxLen);
+        try (Tensor k = b.allocate(nKv * maxLen, hs); Tensor v = b.allocate(nKv * maxLen, hs)) {
+            int total = 0;
+            for (int len : kv.headLens) {
+                total += len;
+            }
+            // payload: K rows of head 0, head 1, ... then V rows in the same order
+            int kOff = 0;
+            int vOff = total * hs;
+            for (int g = 0; g < nKv; g++) {
+                int len = kv.headLens[g];
+                if (len > 0) {
+                    b.write(k, g * maxLen, kv.payload, kOff, len);
+                    b.write(v, g * maxLen, kv.payload, vOff, len);
+                }
+                kOff += len * hs;
+                vOff += len * hs;
+            }
+            runtime.model().attendRemoteAndMerge(ic.ws, new CompactKv(k, v, maxLen, kv.headLens), ic.rows());
+            b.sync();
+        }
+    }
+
+    /** Decode: sends this shard's partial attention (output and log-sum-exp) of every shared row to each other peer. */
+    private void sendPartials(IterationContext ic, Collector<StageMsg> out) {
+        ModelConfig c = runtime.model().config();
+        Backend b = runtime.backend();
+        int n = ic.rows();
+        int qDim = c.nHeads() * c.headSize();
+        int nh = c.nHeads();
+        float[] att = new float[n * qDim];
+        float[] lse = new float[n * nh];
+        b.read(ic.ws.att, 0, att, 0, n);
+        b.read(ic.ws.lse, 0, lse, 0, n);
+        ic.ownAttHost = att;
+        ic.ownLseHost = lse;
+        Map<Integer, List<Integer>> rowsFor = new HashMap<>();
+        for (int s = 0; s < ic.step.seqs.length; s++) {
+            for (int peer : ic.step.seqs[s].peers) {
+                if (peer != shard) {
+                    rowsFor.computeIfAbsent(peer, k -> new ArrayList<>()).add(s);
+                }
+            }
+        }
+        for (Map.Entry<Integer, List<Integer>> e : rowsFor.entrySet()) {
+            List<Integer> seqs = e.getValue();
+            float[] payload = new float[seqs.size() * (qDim + nh)];
+            String[] ids = new String[seqs.size()];
+            for (int i = 0; i < seqs.size(); i++) {
+                int row = ic.rowStart[seqs.get(i)];
+                ids[i] = ic.step.seqs[seqs.get(i)].requestId;
+                System.arraycopy(att, row * qDim, payload, i * (qDim + nh), qDim);
+                System.arraycopy(lse, row * nh, payload, i * (qDim + nh) + qDim, nh);
+            }
+            StageMsg m = new StageMsg();
+            m.kind = StageMsg.PARTIAL;
+            m.targetShard = e.getKey();
+            m.fromShard = shard;
+            m.iteration = ic.step.iteration;
+            m.layer = stage;
+            m.rowRequests = ids;
+            m.payload = payload;
+            m.sentNanos = System.nanoTime();
+            ic.bytesSent += m.payloadBytes();
+            bytesSent.inc(m.payloadBytes());
+            out.collect(m);
+        }
+    }
+
+    /** Rebuilds att/lse of every decode row as the merge of its peers' partials, taken in peer order. */
+    private void mergePartials(IterationContext ic, Pending p) {
+        ModelConfig c = runtime.model().config();
+        Backend b = runtime.backend();
+        int n = ic.rows();
+        int qDim = c.nHeads() * c.headSize();
+        int nh = c.nHeads();
+        Map<Integer, Map<String, Integer>> rowIndex = new HashMap<>();
+        for (StageMsg m : p.fromShard.values()) {
+            Map<String, Integer> idx = new HashMap<>();
+            for (int i = 0; i < m.rowRequests.length; i++) {
+                idx.put(m.rowRequests[i], i);
+            }
+            rowIndex.put(m.fromShard, idx);
+        }
+        int maxPeers = 0;
+        for (SeqWork w : ic.step.seqs) {
+            maxPeers = Math.max(maxPeers, w.peers.length);
+        }
+        float[] att2 = new float[n * qDim];
+        float[] lse2 = new float[n * nh];
+        for (int pi = 0; pi < maxPeers; pi++) {
+            Arrays.fill(lse2, Float.NEGATIVE_INFINITY);
+            for (int s = 0; s < ic.step.seqs.length; s++) {
+                SeqWork w = ic.step.seqs[s];
+                int row = ic.rowStart[s];
+                if (pi >= w.peers.length) {
+                    continue;
+                }
+                int src = w.peers[pi];
+                if (src == shard) {
+                    System.arraycopy(ic.ownAttHost, row * qDim, att2, row * qDim, qDim);
+                    System.arraycopy(ic.ownLseHost, row * nh, lse2, row * nh, nh);
+                } else {
+                    StageMsg m = p.fromShard.get(src);
+                    int i = rowIndex.get(src).get(w.requestId);
+                    System.arraycopy(m.payload, i * (qDim + nh), att2, row * qDim, qDim);
+                    System.arraycopy(m.payload, i * (qDim + nh) + qDim, lse2, row * nh, nh);
+                }
+            }
+            if (pi == 0) {
+                b.write(ic.ws.att, 0, att2, 0, n);
+                b.write(ic.ws.lse, 0, lse2, 0, n);
+            } else {
+                b.write(ic.ws.att2, 0, att2, 0, n);
+                b.write(ic.ws.lse2, 0, lse2, 0, n);
+                b.mergeAttention(ic.ws.att, ic.ws.lse, ic.ws.att2, ic.ws.lse2, n, nh, c.headSize());
+            }
+        }
+    }
+
+    /** Last stage: logits and sampling on the owner shard, token events, and the step result for the scheduler. */
+    private void finish(IterationContext ic, Context ctx) {
+        ShardStep step = ic.step;
+        LlamaModel model = runtime.model();
+        ModelConfig c = model.config();
+        Tokenizer tok = runtime.loaded().tokenizer();
+        List<Integer> sampleSeqs = new ArrayList<>();
+        for (int s = 0; s < step.seqs.length; s++) {
+            if (step.seqs[s].sample) {
+                sampleSeqs.add(s);
+            }
+        }
+        StepResult result = new StepResult();
+        result.iteration = step.iteration;
+        result.shard = shard;
+        result.prefill = step.prefill;
+        result.requests = new String[sampleSeqs.size()];
+        result.tokens = new int[sampleSeqs.size()];
+        result.finished = new boolean[sampleSeqs.size()];
+        result.pieces = new String[sampleSeqs.size()];
+        float[] logits = new float[c.vocabSize()];
+        long now = System.currentTimeMillis();
+        int chunk = Math.min(256, ic.ws.capacity);
+        for (int from = 0; from < sampleSeqs.size(); from += chunk) {
+            int count = Math.min(chunk, sampleSeqs.size() - from);
+            int[] rows = new int[count];
+            for (int i = 0; i < count; i++) {
+                int s = sampleSeqs.get(from + i);
+                rows[i] = ic.rowStart[s] + step.seqs[s].rows() - 1;
+            }
+            model.logits(ic.ws, rows);
+            for (int i = 0; i < count; i++) {
+                SeqWork w = step.seqs[sampleSeqs.get(from + i)];
+                runtime.backend().read(ic.ws.logits, i, logits, 0, 1);
+                int position = w.startPos + w.rows();
+                int token = sampler.sample(logits, 0, c.vocabSize(), new SamplingParams(w.temperature, w.topK, w.topP, w.minP, w.seed), position);
+                int prev = w.tokens[w.rows() - 1];
+                String piece = tok.decode(prev, token);
+                String text = (w.textSoFar == null ? "" : w.textSoFar) + piece;
+                StopRule rule = new StopRule(w.maxTokens, w.ignoreEos ? -1 : tok.eos(), w.ignoreEos, toSet(w.stopTokens),
+                        w.stopStrings == null ? List.of() : Arrays.asList(w.stopStrings), settings.contextLength());
+                StopRule.Reason reason = rule.after(token, w.outputIndex, position, text);
+                TokenEvent ev = TokenEvent.newBuilder()
+                        .setRequestId(w.requestId)
+                        .setIndex(w.outputIndex)
+                        .setTokenId(token)
+                        .setText(piece)
+                        .setFinished(reason != StopRule.Reason.NONE)
+                        .setFinishReason(reason == StopRule.Reason.LENGTH ? FinishReason.LENGTH
+                                : reason == StopRule.Reason.STOP ? FinishReason.STOP : FinishReason.NONE)
+                        .setPromptTokens(w.promptTokens)
+                        .setQueueMs(Math.max(0, w.prefillStartMs - w.admittedAtMs))
+                        .setPrefillMs(w.outputIndex == 0 ? now - w.prefillStartMs : 0)
+                        .setFirstTokenMs(w.outputIndex == 0 ? now - w.admittedAtMs : 0)
+                        .setEmitTimestampMs(now)
+                        .build();
+                ctx.output(TOKENS, ev);
+                int k = from + i;
+                result.requests[k] = w.requestId;
+                result.tokens[k] = token;
+                result.finished[k] = reason != StopRule.Reason.NONE;
+                result.pieces[k] = piece;
+            }
+        }
+        result.computeSeconds = ic.computeSeconds;
+        result.waitSeconds = ic.waitSeconds;
+        result.bytesSent = ic.bytesSent;
+        metrics.iterationDone(ic, step.prefill);
+        runtime.end(step.iteration);
+        ctx.output(RESULTS, result);
+    }
+
+    private static java.util.Set<Integer> toSet(int[] v) {
+        java.util.Set<Integer> s = new HashSet<>();
+        if (v != null) {
+            for (int x : v) {
+                s.add(x);
+            }
+        }
+        return s;
+    }
+}
