@@ -54,13 +54,14 @@ public final class SafetensorsCheckpoint {
     public static ModelWeights load(Path path) {
         try {
             Path dir;
-            Map<String, Path> files; // HF tensor name -> the file holding it, or null to take every tensor of the file
+            Path single = null;                // one safetensors file, or
+            Map<String, Path> sharded = null;  // HF tensor name -> the shard holding it
             if (Files.isDirectory(path)) {
                 dir = path;
                 if (Files.isRegularFile(dir.resolve(INDEX))) {
-                    files = readIndex(dir.resolve(INDEX));
+                    sharded = readIndex(dir.resolve(INDEX));
                 } else if (Files.isRegularFile(dir.resolve(SINGLE))) {
-                    files = Map.of("", dir.resolve(SINGLE));
+                    single = dir.resolve(SINGLE);
                 } else {
                     throw new IllegalArgumentException("The directory " + path + " has neither " + SINGLE + " nor " + INDEX);
                 }
@@ -68,9 +69,9 @@ public final class SafetensorsCheckpoint {
                 dir = path.toAbsolutePath().getParent();
                 String name = path.getFileName().toString();
                 if (name.endsWith(".index.json")) {
-                    files = readIndex(path);
+                    sharded = readIndex(path);
                 } else if (name.endsWith(".safetensors")) {
-                    files = Map.of("", path);
+                    single = path;
                 } else {
                     throw new IllegalArgumentException("The file " + path + " is neither a .safetensors file nor a .index.json shard index");
                 }
@@ -80,11 +81,11 @@ public final class SafetensorsCheckpoint {
             ModelConfig config = readConfig(dir.resolve(CONFIG));
 
             Map<String, HostTensor> hfTensors = new LinkedHashMap<>();
-            if (files.containsKey("")) {
-                hfTensors.putAll(readTensors(files.get("")));
+            if (single != null) {
+                hfTensors.putAll(readTensors(single));
             } else {
                 Map<Path, Map<String, HostTensor>> shards = new LinkedHashMap<>();
-                for (Map.Entry<String, Path> e : files.entrySet()) {
+                for (Map.Entry<String, Path> e : sharded.entrySet()) {
                     Map<String, HostTensor> shard = shards.computeIfAbsent(e.getValue(), SafetensorsCheckpoint::readTensors);
                     HostTensor t = shard.get(e.getKey());
                     if (t == null) {
@@ -143,13 +144,17 @@ public final class SafetensorsCheckpoint {
             throw new IllegalArgumentException("The model config " + source + " has head_dim " + c.get("head_dim").asInt()
                     + ", but only head_dim = hidden_size / num_attention_heads = " + dim / heads + " is supported");
         }
+        // transformers 4 writes rope_theta and rope_scaling; transformers 5 writes both into rope_parameters.
+        JsonNode rs = c.hasNonNull("rope_parameters") ? c.get("rope_parameters") : c.get("rope_scaling");
+        float ropeTheta = c.hasNonNull("rope_theta") ? (float) c.get("rope_theta").asDouble()
+                : rs != null && rs.hasNonNull("rope_theta") ? (float) rs.get("rope_theta").asDouble() : 10000f;
         ModelConfig.RopeScaling scaling = null;
-        JsonNode rs = c.get("rope_scaling");
-        if (rs != null && !rs.isNull()) {
-            String ropeType = rs.hasNonNull("rope_type") ? rs.get("rope_type").asText() : rs.path("type").asText("");
+        String ropeType = rs == null || rs.isNull() ? "default"
+                : rs.hasNonNull("rope_type") ? rs.get("rope_type").asText() : rs.path("type").asText("default");
+        if (!ropeType.equals("default")) {
             if (!ropeType.equals("llama3")) {
                 throw new IllegalArgumentException("The model config " + source + " asks for rope_scaling of type '" + ropeType
-                        + "', but only 'llama3' is supported");
+                        + "', but only 'llama3' scaling (or none) is supported");
             }
             scaling = new ModelConfig.RopeScaling(
                     requiredFloat(rs, "factor", source),
@@ -165,7 +170,7 @@ public final class SafetensorsCheckpoint {
                 c.hasNonNull("num_key_value_heads") ? c.get("num_key_value_heads").asInt() : heads,
                 requiredInt(c, "vocab_size", source),
                 requiredInt(c, "max_position_embeddings", source),
-                c.hasNonNull("rope_theta") ? (float) c.get("rope_theta").asDouble() : 10000f,
+                ropeTheta,
                 requiredFloat(c, "rms_norm_eps", source),
                 c.path("tie_word_embeddings").asBoolean(false),
                 scaling);
@@ -307,12 +312,11 @@ public final class SafetensorsCheckpoint {
             out.put(p + "wq", HfLlamaLayout.toInterleaved(out.get(p + "wq"), p + "wq", hs));
             out.put(p + "wk", HfLlamaLayout.toInterleaved(out.get(p + "wk"), p + "wk", hs));
         }
-        if (out.size() != 2 + (config.tiedEmbeddings() ? 0 : 1) + 9 * config.nLayers()) {
-            out.keySet().stream().filter(n -> n.startsWith("layers.")).map(n -> Integer.parseInt(n.split("\\.")[1]))
-                    .filter(l -> l >= config.nLayers()).findFirst().ifPresent(l -> {
-                        throw new IllegalArgumentException("The model " + source + " has weights for layer " + l + " but its config declares "
-                                + config.nLayers() + " layers");
-                    });
+        for (String name : out.keySet()) {
+            if (name.startsWith("layers.") && Integer.parseInt(name.split("\\.")[1]) >= config.nLayers()) {
+                throw new IllegalArgumentException("The model " + source + " has tensor " + HfLlamaLayout.hfName(name) + " but its config declares only "
+                        + config.nLayers() + " layers");
+            }
         }
         return new ModelWeights(config, out, source);
     }

@@ -202,6 +202,24 @@ class SafetensorsCheckpointTest {
     }
 
     @Test
+    void transformers5RopeParametersAreRead() throws IOException {
+        Path file = dir.resolve("config.json");
+        String common = "\"hidden_size\": 2048, \"intermediate_size\": 8192, \"num_hidden_layers\": 16, \"num_attention_heads\": 32,"
+                + " \"num_key_value_heads\": 8, \"vocab_size\": 128256, \"max_position_embeddings\": 131072, \"rms_norm_eps\": 1e-5,"
+                + " \"tie_word_embeddings\": true, ";
+        Files.writeString(file, "{" + common + "\"rope_parameters\": {\"rope_type\": \"llama3\", \"rope_theta\": 500000.0, \"factor\": 32.0,"
+                + " \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}}");
+        assertEquals(ModelShapes.get("llama-3.2-1b"), SafetensorsCheckpoint.readConfig(file));
+        Files.writeString(file, "{" + common + "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 123.0}}");
+        ModelConfig plain = SafetensorsCheckpoint.readConfig(file);
+        assertEquals(123f, plain.ropeTheta());
+        assertEquals(null, plain.ropeScaling());
+        Files.writeString(file, "{" + common + "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.readConfig(file));
+        assertTrue(e.getMessage().contains("yarn"), e.getMessage());
+    }
+
+    @Test
     void unsupportedDtypeIsNamed() throws IOException {
         Path file = dir.resolve("x.safetensors");
         ByteBuffer b = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(1L);
@@ -238,6 +256,15 @@ class SafetensorsCheckpointTest {
         writeSafetensors(partial.resolve("model.safetensors"), raw);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.load(partial));
         assertTrue(e.getMessage().contains("model.layers.1.mlp.up_proj.weight"), e.getMessage());
+    }
+
+    @Test
+    void layersBeyondTheConfigAreReported() throws IOException {
+        RandomCheckpointWriter.write(ModelShapes.get("tiny"), "tiny", dir, DType.F32, 1, RandomCheckpointWriter.Progress.NONE);
+        Path config = dir.resolve("config.json");
+        Files.writeString(config, Files.readString(config).replace("\"num_hidden_layers\" : 2", "\"num_hidden_layers\" : 1"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.load(dir));
+        assertTrue(e.getMessage().contains("model.layers.1.") && e.getMessage().contains("1 layers"), e.getMessage());
     }
 
     @Test
