@@ -219,6 +219,45 @@ class SafetensorsCheckpointTest {
         assertTrue(e.getMessage().contains("yarn"), e.getMessage());
     }
 
+    /** A sparse file: zero-filled padding tensors (no disk space) put tensor "w" beyond the 2 GiB mark. */
+    static Path sparseFile(Path file, long... padElements) throws IOException {
+        ObjectNode header = JSON.createObjectNode();
+        long offset = 0;
+        for (int i = 0; i < padElements.length; i++) {
+            ObjectNode t = header.putObject("pad" + i);
+            t.put("dtype", "BF16");
+            t.putArray("shape").add(padElements[i]);
+            t.putArray("data_offsets").add(offset).add(offset + 2 * padElements[i]);
+            offset += 2 * padElements[i];
+        }
+        ObjectNode w = header.putObject("w");
+        w.put("dtype", "F32");
+        w.putArray("shape").add(2);
+        w.putArray("data_offsets").add(offset).add(offset + 8);
+        byte[] json = JSON.writeValueAsBytes(header);
+        try (var ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, json.length), 0);
+            ch.write(ByteBuffer.wrap(json), 8);
+            ch.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, 1.5f).putFloat(4, -2f), 8 + json.length + offset);
+        }
+        return file;
+    }
+
+    @Test
+    void tensorsBeyondTwoGigabytesAreMapped() throws IOException {
+        Path file = sparseFile(dir.resolve("big.safetensors"), 600_000_000L, 600_000_000L);
+        assertTrue(Files.size(file) - 8 > 1L << 31, "w lies beyond 2 GiB");
+        HostTensor w = SafetensorsCheckpoint.readTensors(file).get("w");
+        assertArrayEquals(new float[] {1.5f, -2f}, w.toFloats());
+    }
+
+    @Test
+    void tensorsLargerThanOneMappingAreReported() throws IOException {
+        Path file = sparseFile(dir.resolve("huge.safetensors"), (1L << 30) + 1);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.readTensors(file));
+        assertTrue(e.getMessage().contains("pad0") && e.getMessage().contains("2 GiB"), e.getMessage());
+    }
+
     @Test
     void unsupportedDtypeIsNamed() throws IOException {
         Path file = dir.resolve("x.safetensors");
