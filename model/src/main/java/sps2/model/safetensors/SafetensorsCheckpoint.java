@@ -23,6 +23,7 @@ import org.slf4j.LoggerFactory;
 import sps2.model.DType;
 import sps2.model.HostTensor;
 import sps2.model.ModelConfig;
+import sps2.model.ModelFormatException;
 import sps2.model.ModelWeights;
 
 /**
@@ -33,7 +34,8 @@ import sps2.model.ModelWeights;
  * ({@code {"name": {"dtype": "BF16", "shape": [r, c], "data_offsets": [begin, end]}, "__metadata__": {...}}}),
  * then the tensor bytes, offsets counted from the end of the header. Every tensor is memory-mapped on
  * its own (one mapping holds at most 2 GiB, files may be larger); q_proj and k_proj are copied to the
- * heap in the interleaved RoPE layout (see {@link HfLlamaLayout}).
+ * heap in the interleaved RoPE layout (see {@link HfLlamaLayout}). Unusable files raise
+ * {@link ModelFormatException}; failed reads raise {@link UncheckedIOException}.
  */
 public final class SafetensorsCheckpoint {
     private static final Logger LOG = LoggerFactory.getLogger(SafetensorsCheckpoint.class);
@@ -63,7 +65,7 @@ public final class SafetensorsCheckpoint {
                 } else if (Files.isRegularFile(dir.resolve(SINGLE))) {
                     single = dir.resolve(SINGLE);
                 } else {
-                    throw new IllegalArgumentException("The directory " + path + " has neither " + SINGLE + " nor " + INDEX);
+                    throw new ModelFormatException("The directory " + path + " has neither " + SINGLE + " nor " + INDEX);
                 }
             } else if (Files.isRegularFile(path)) {
                 dir = path.toAbsolutePath().getParent();
@@ -73,10 +75,10 @@ public final class SafetensorsCheckpoint {
                 } else if (name.endsWith(".safetensors")) {
                     single = path;
                 } else {
-                    throw new IllegalArgumentException("The file " + path + " is neither a .safetensors file nor a .index.json shard index");
+                    throw new ModelFormatException("The file " + path + " is neither a .safetensors file nor a .index.json shard index");
                 }
             } else {
-                throw new IllegalArgumentException("The model path " + path + " does not exist");
+                throw new ModelFormatException("The model path " + path + " does not exist");
             }
             ModelConfig config = readConfig(dir.resolve(CONFIG));
 
@@ -89,7 +91,7 @@ public final class SafetensorsCheckpoint {
                     Map<String, HostTensor> shard = shards.computeIfAbsent(e.getValue(), SafetensorsCheckpoint::readTensors);
                     HostTensor t = shard.get(e.getKey());
                     if (t == null) {
-                        throw new IllegalArgumentException("The shard " + e.getValue() + " lacks tensor " + e.getKey() + " that the index lists in it");
+                        throw new ModelFormatException("The shard " + e.getValue() + " lacks tensor " + e.getKey() + " that the index lists in it");
                     }
                     hfTensors.put(e.getKey(), t);
                 }
@@ -106,7 +108,7 @@ public final class SafetensorsCheckpoint {
     private static Map<String, Path> readIndex(Path index) throws IOException {
         JsonNode map = JSON.readTree(index.toFile()).get("weight_map");
         if (map == null || !map.isObject() || map.isEmpty()) {
-            throw new IllegalArgumentException("The shard index " + index + " has no weight_map");
+            throw new ModelFormatException("The shard index " + index + " has no weight_map");
         }
         Path dir = index.toAbsolutePath().getParent();
         Map<String, Path> files = new LinkedHashMap<>();
@@ -114,7 +116,7 @@ public final class SafetensorsCheckpoint {
             Map.Entry<String, JsonNode> e = it.next();
             Path shard = dir.resolve(e.getValue().asText());
             if (!Files.isRegularFile(shard)) {
-                throw new IllegalArgumentException("The shard " + shard + " named in " + index + " does not exist");
+                throw new ModelFormatException("The shard " + shard + " named in " + index + " does not exist");
             }
             files.put(e.getKey(), shard);
         }
@@ -124,24 +126,24 @@ public final class SafetensorsCheckpoint {
     /** The model configuration from an HF config.json. */
     public static ModelConfig readConfig(Path configFile) {
         if (!Files.isRegularFile(configFile)) {
-            throw new IllegalArgumentException("The model config " + configFile + " does not exist");
+            throw new ModelFormatException("The model config " + configFile + " does not exist");
         }
         try {
             return parseConfig(JSON.readTree(configFile.toFile()), configFile.toString());
         } catch (IOException e) {
-            throw new IllegalArgumentException("The model config " + configFile + " is not valid JSON: " + e.getMessage(), e);
+            throw new ModelFormatException("The model config " + configFile + " is not valid JSON: " + e.getMessage(), e);
         }
     }
 
     static ModelConfig parseConfig(JsonNode c, String source) {
         String type = c.path("model_type").asText("llama");
         if (!type.equals("llama")) {
-            throw new IllegalArgumentException("The model config " + source + " is for model_type '" + type + "', but only 'llama' is supported");
+            throw new ModelFormatException("The model config " + source + " is for model_type '" + type + "', but only 'llama' is supported");
         }
         int dim = requiredInt(c, "hidden_size", source);
         int heads = requiredInt(c, "num_attention_heads", source);
         if (c.hasNonNull("head_dim") && c.get("head_dim").asInt() * heads != dim) {
-            throw new IllegalArgumentException("The model config " + source + " has head_dim " + c.get("head_dim").asInt()
+            throw new ModelFormatException("The model config " + source + " has head_dim " + c.get("head_dim").asInt()
                     + ", but only head_dim = hidden_size / num_attention_heads = " + dim / heads + " is supported");
         }
         // transformers 4 writes rope_theta and rope_scaling; transformers 5 writes both into rope_parameters.
@@ -153,7 +155,7 @@ public final class SafetensorsCheckpoint {
                 : rs.hasNonNull("rope_type") ? rs.get("rope_type").asText() : rs.path("type").asText("default");
         if (!ropeType.equals("default")) {
             if (!ropeType.equals("llama3")) {
-                throw new IllegalArgumentException("The model config " + source + " asks for rope_scaling of type '" + ropeType
+                throw new ModelFormatException("The model config " + source + " asks for rope_scaling of type '" + ropeType
                         + "', but only 'llama3' scaling (or none) is supported");
             }
             scaling = new ModelConfig.RopeScaling(
@@ -179,7 +181,7 @@ public final class SafetensorsCheckpoint {
     private static int requiredInt(JsonNode c, String field, String source) {
         JsonNode v = c.get(field);
         if (v == null || !v.canConvertToInt()) {
-            throw new IllegalArgumentException("The model config " + source + " lacks the integer field " + field);
+            throw new ModelFormatException("The model config " + source + " lacks the integer field " + field);
         }
         return v.asInt();
     }
@@ -187,7 +189,7 @@ public final class SafetensorsCheckpoint {
     private static float requiredFloat(JsonNode c, String field, String source) {
         JsonNode v = c.get(field);
         if (v == null || !v.isNumber()) {
-            throw new IllegalArgumentException("The model config " + source + " lacks the number field " + field);
+            throw new ModelFormatException("The model config " + source + " lacks the number field " + field);
         }
         return (float) v.asDouble();
     }
@@ -197,13 +199,13 @@ public final class SafetensorsCheckpoint {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
             if (size < 8) {
-                throw new IllegalArgumentException("The safetensors file " + file + " is truncated: it has " + size + " bytes, fewer than the 8-byte header length");
+                throw new ModelFormatException("The safetensors file " + file + " is truncated: it has " + size + " bytes, fewer than the 8-byte header length");
             }
             ByteBuffer lenBuf = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
             readFully(ch, lenBuf, 0);
             long headerLen = lenBuf.getLong(0);
             if (headerLen < 2 || headerLen > MAX_HEADER || 8 + headerLen > size) {
-                throw new IllegalArgumentException("The safetensors file " + file + " has an invalid header length " + Long.toUnsignedString(headerLen)
+                throw new ModelFormatException("The safetensors file " + file + " has an invalid header length " + Long.toUnsignedString(headerLen)
                         + " (file size " + size + ")");
             }
             ByteBuffer headerBuf = ByteBuffer.allocate((int) headerLen);
@@ -212,7 +214,7 @@ public final class SafetensorsCheckpoint {
             try {
                 header = JSON.readTree(headerBuf.array());
             } catch (IOException e) {
-                throw new IllegalArgumentException("The safetensors file " + file + " has a header that is not valid JSON: " + e.getMessage(), e);
+                throw new ModelFormatException("The safetensors file " + file + " has a header that is not valid JSON: " + e.getMessage(), e);
             }
             long dataStart = 8 + headerLen;
             Map<String, HostTensor> tensors = new TreeMap<>();
@@ -227,7 +229,7 @@ public final class SafetensorsCheckpoint {
                 JsonNode shapeNode = t.get("shape");
                 JsonNode offsets = t.get("data_offsets");
                 if (shapeNode == null || !shapeNode.isArray() || offsets == null || !offsets.isArray() || offsets.size() != 2) {
-                    throw new IllegalArgumentException("The safetensors file " + file + " describes tensor " + name + " without a shape or data_offsets");
+                    throw new ModelFormatException("The safetensors file " + file + " describes tensor " + name + " without a shape or data_offsets");
                 }
                 long[] shape = new long[shapeNode.size()];
                 for (int i = 0; i < shape.length; i++) {
@@ -237,15 +239,15 @@ public final class SafetensorsCheckpoint {
                 long end = offsets.get(1).asLong();
                 long need = dtype.byteSize(HostTensor.elementCount(shape));
                 if (begin < 0 || end - begin != need) {
-                    throw new IllegalArgumentException("The safetensors file " + file + " gives tensor " + name + " of shape " + Arrays.toString(shape)
+                    throw new ModelFormatException("The safetensors file " + file + " gives tensor " + name + " of shape " + Arrays.toString(shape)
                             + " and dtype " + dtype + " the byte range [" + begin + ", " + end + "), but it needs " + need + " bytes");
                 }
                 if (dataStart + end > size) {
-                    throw new IllegalArgumentException("The safetensors file " + file + " is truncated: tensor " + name + " needs " + need
+                    throw new ModelFormatException("The safetensors file " + file + " is truncated: tensor " + name + " needs " + need
                             + " bytes at offset " + (dataStart + begin) + " but the file ends at " + size);
                 }
                 if (need > Integer.MAX_VALUE) {
-                    throw new IllegalArgumentException("The tensor " + name + " in " + file + " has " + need + " bytes, more than the 2 GiB one mapping can hold");
+                    throw new ModelFormatException("The tensor " + name + " in " + file + " has " + need + " bytes, more than the 2 GiB one mapping can hold");
                 }
                 ByteBuffer data = ch.map(FileChannel.MapMode.READ_ONLY, dataStart + begin, need).order(ByteOrder.LITTLE_ENDIAN);
                 tensors.put(name, new HostTensor(name, dtype, shape, data));
@@ -260,7 +262,7 @@ public final class SafetensorsCheckpoint {
         while (buf.hasRemaining()) {
             int n = ch.read(buf, position + buf.position());
             if (n < 0) {
-                throw new IllegalArgumentException("The safetensors file ended inside its header");
+                throw new ModelFormatException("The safetensors file ended inside its header");
             }
         }
     }
@@ -270,7 +272,7 @@ public final class SafetensorsCheckpoint {
             case "F32" -> DType.F32;
             case "F16" -> DType.F16;
             case "BF16" -> DType.BF16;
-            default -> throw new IllegalArgumentException("The tensor " + tensor + " in " + file + " has dtype " + name
+            default -> throw new ModelFormatException("The tensor " + tensor + " in " + file + " has dtype " + name
                     + ", but only F32, F16 and BF16 are supported");
         };
     }
@@ -314,7 +316,7 @@ public final class SafetensorsCheckpoint {
         }
         for (String name : out.keySet()) {
             if (name.startsWith("layers.") && Integer.parseInt(name.split("\\.")[1]) >= config.nLayers()) {
-                throw new IllegalArgumentException("The model " + source + " has tensor " + HfLlamaLayout.hfName(name) + " but its config declares only "
+                throw new ModelFormatException("The model " + source + " has tensor " + HfLlamaLayout.hfName(name) + " but its config declares only "
                         + config.nLayers() + " layers");
             }
         }
@@ -324,10 +326,10 @@ public final class SafetensorsCheckpoint {
     private static void expect(Map<String, HostTensor> tensors, String name, String source, long... shape) {
         HostTensor t = tensors.get(name);
         if (t == null) {
-            throw new IllegalArgumentException("The model " + source + " lacks tensor " + HfLlamaLayout.hfName(name) + " (" + name + ")");
+            throw new ModelFormatException("The model " + source + " lacks tensor " + HfLlamaLayout.hfName(name) + " (" + name + ")");
         }
         if (!Arrays.equals(t.shape(), shape)) {
-            throw new IllegalArgumentException("The tensor " + HfLlamaLayout.hfName(name) + " of " + source + " has shape " + Arrays.toString(t.shape())
+            throw new ModelFormatException("The tensor " + HfLlamaLayout.hfName(name) + " of " + source + " has shape " + Arrays.toString(t.shape())
                     + " but the config needs " + Arrays.toString(shape));
         }
     }

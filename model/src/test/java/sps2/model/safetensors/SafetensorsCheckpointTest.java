@@ -30,6 +30,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import sps2.model.DType;
 import sps2.model.HostTensor;
 import sps2.model.ModelConfig;
+import sps2.model.ModelFormatException;
 import sps2.model.ModelWeights;
 import sps2.model.shapes.ModelShapes;
 import sps2.model.shapes.RandomCheckpointWriter;
@@ -215,7 +216,7 @@ class SafetensorsCheckpointTest {
         assertEquals(123f, plain.ropeTheta());
         assertEquals(null, plain.ropeScaling());
         Files.writeString(file, "{" + common + "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}}");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.readConfig(file));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> SafetensorsCheckpoint.readConfig(file));
         assertTrue(e.getMessage().contains("yarn"), e.getMessage());
     }
 
@@ -254,7 +255,7 @@ class SafetensorsCheckpointTest {
     @Test
     void tensorsLargerThanOneMappingAreReported() throws IOException {
         Path file = sparseFile(dir.resolve("huge.safetensors"), (1L << 30) + 1);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.readTensors(file));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> SafetensorsCheckpoint.readTensors(file));
         assertTrue(e.getMessage().contains("pad0") && e.getMessage().contains("2 GiB"), e.getMessage());
     }
 
@@ -267,7 +268,7 @@ class SafetensorsCheckpointTest {
         byte[] content = Files.readAllBytes(file);
         String s = new String(content, StandardCharsets.ISO_8859_1).replace("\"F32\"", "\"F64\"");
         Files.write(file, s.getBytes(StandardCharsets.ISO_8859_1));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.readTensors(file));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> SafetensorsCheckpoint.readTensors(file));
         assertTrue(e.getMessage().contains("dtype F64") && e.getMessage().contains("tensor w"), e.getMessage());
     }
 
@@ -277,10 +278,10 @@ class SafetensorsCheckpointTest {
         Path file = dir.resolve("model.safetensors");
         byte[] content = Files.readAllBytes(file);
         Files.write(file, java.util.Arrays.copyOf(content, content.length - 100));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.load(dir));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> SafetensorsCheckpoint.load(dir));
         assertTrue(e.getMessage().contains("truncated"), e.getMessage());
         Files.write(file, new byte[] {1, 2, 3});
-        e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.load(dir));
+        e = assertThrows(ModelFormatException.class, () -> SafetensorsCheckpoint.load(dir));
         assertTrue(e.getMessage().contains("truncated"), e.getMessage());
     }
 
@@ -293,7 +294,7 @@ class SafetensorsCheckpointTest {
         Path partial = Files.createDirectory(dir.resolve("partial"));
         Files.copy(dir.resolve("config.json"), partial.resolve("config.json"));
         writeSafetensors(partial.resolve("model.safetensors"), raw);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.load(partial));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> SafetensorsCheckpoint.load(partial));
         assertTrue(e.getMessage().contains("model.layers.1.mlp.up_proj.weight"), e.getMessage());
     }
 
@@ -302,13 +303,13 @@ class SafetensorsCheckpointTest {
         RandomCheckpointWriter.write(ModelShapes.get("tiny"), "tiny", dir, DType.F32, 1, RandomCheckpointWriter.Progress.NONE);
         Path config = dir.resolve("config.json");
         Files.writeString(config, Files.readString(config).replace("\"num_hidden_layers\" : 2", "\"num_hidden_layers\" : 1"));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.load(dir));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> SafetensorsCheckpoint.load(dir));
         assertTrue(e.getMessage().contains("model.layers.1.") && e.getMessage().contains("1 layers"), e.getMessage());
     }
 
     @Test
     void directoryWithoutWeightsIsReported() throws IOException {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SafetensorsCheckpoint.load(dir));
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> SafetensorsCheckpoint.load(dir));
         assertTrue(e.getMessage().contains("model.safetensors"), e.getMessage());
         assertNotEquals(null, e.getMessage());
     }
