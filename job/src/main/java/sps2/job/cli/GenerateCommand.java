@@ -15,12 +15,11 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import sps2.gpu.Backend;
 import sps2.gpu.LlamaModel;
-import sps2.gpu.Sequence;
+import sps2.gpu.Generator;
 import sps2.job.UserException;
 import sps2.model.ModelConfig;
 import sps2.model.ModelWeights;
 import sps2.model.generation.StopRule;
-import sps2.model.sampler.Sampler;
 import sps2.model.sampler.SamplingParams;
 import sps2.model.tokenizer.TextStream;
 import sps2.model.tokenizer.Tokenizer;
@@ -84,49 +83,44 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         int total = Math.min(config.contextLength(), promptTokens.length + maxTokens);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        try (Backend backend = modelOptions.openBackend(); LlamaModel model = ModelOptions.upload(backend, weights);
-                Sequence seq = new Sequence(model, total, chunk)) {
-            Sampler sampler = new Sampler(config.vocabSize());
+        try (Backend backend = modelOptions.openBackend(); LlamaModel model = ModelOptions.upload(backend, weights)) {
             StopRule stop = new StopRule(maxTokens, ignoreEos ? -1 : tokenizer.eos(), ignoreEos, Set.of(), List.of(), config.contextLength());
             TextStream stream = new TextStream(tokenizer, promptTokens[promptTokens.length - 1]);
-            StringJoiner idLine = new StringJoiner(" ");
-            for (int t : promptTokens) {
-                idLine.add(Integer.toString(t));
-            }
+            StringBuilder generated = new StringBuilder();
             if (!ids) {
                 out.print(text);
             }
             long start = System.nanoTime();
-            float[] logits = seq.forward(promptTokens);
-            long firstToken = 0;
-            StringBuilder generated = new StringBuilder();
-            for (int i = 0; i < maxTokens && seq.length() < total; i++) {
-                int position = seq.length();
-                int token = sampler.sample(logits, 0, config.vocabSize(), params, position);
-                if (i == 0) {
-                    firstToken = System.nanoTime();
+            long[] firstToken = {0};
+            int[] count = {0};
+            int[] tokens = new Generator(model, chunk).generate(promptTokens, maxTokens, params, token -> {
+                if (count[0] == 0) {
+                    firstToken[0] = System.nanoTime();
                 }
-                idLine.add(Integer.toString(token));
                 String piece = stream.append(token);
                 generated.append(piece);
                 if (!ids) {
                     out.print(piece);
                 }
-                if (stop.after(token, i, position, generated) != StopRule.Reason.NONE || seq.length() + 1 > total) {
-                    break;
-                }
-                logits = seq.forward(new int[] {token});
-            }
+                int index = count[0]++;
+                return stop.after(token, index, promptTokens.length + index, generated) != StopRule.Reason.NONE;
+            });
             long end = System.nanoTime();
             if (ids) {
+                StringJoiner idLine = new StringJoiner(" ");
+                for (int t : promptTokens) {
+                    idLine.add(Integer.toString(t));
+                }
+                for (int t : tokens) {
+                    idLine.add(Integer.toString(t));
+                }
                 out.println(idLine);
             } else {
                 out.println();
             }
-            int produced = seq.length() - promptTokens.length + 1;
             System.err.printf("%d prompt tokens, %d generated; prefill+first token %.1f ms, decode %.1f tokens/s on %s%n",
-                    promptTokens.length, produced, (firstToken - start) / 1e6,
-                    produced > 1 ? (produced - 1) / ((end - firstToken) / 1e9) : 0.0, backend.name());
+                    promptTokens.length, tokens.length, (firstToken[0] - start) / 1e6,
+                    tokens.length > 1 ? (tokens.length - 1) / ((end - firstToken[0]) / 1e9) : 0.0, backend.name());
         }
         return 0;
     }
