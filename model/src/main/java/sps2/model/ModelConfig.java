@@ -26,7 +26,7 @@ public record ModelConfig(
         float ropeTheta,
         float rmsEps,
         boolean tiedEmbeddings,
-        RopeScaling ropeScaling) {
+        RopeScaling ropeScaling) implements java.io.Serializable {
 
     public ModelConfig {
         if (dim <= 0 || hiddenDim <= 0 || nLayers <= 0 || nHeads <= 0 || nKvHeads <= 0 || vocabSize <= 0 || contextLength <= 0) {
@@ -67,6 +67,6 @@ public record ModelConfig(
     }
 
     /** Llama-3.1/3.2 RoPE frequency scaling ("rope_type": "llama3"). */
-    public record RopeScaling(float factor, float lowFreqFactor, float highFreqFactor, int originalContextLength) {
+    public record RopeScaling(float factor, float lowFreqFactor, float highFreqFactor, int originalContextLength) implements java.io.Serializable {
     }
 }
