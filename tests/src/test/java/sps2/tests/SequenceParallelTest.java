@@ -1,0 +1,60 @@
+package sps2.tests;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import sps2.schemas.GenerateRequest;
+
+/** Sequence-parallel prefill and decode with dense attention give the tokens of single-process generation. */
+class SequenceParallelTest {
+    private static JobHarness harness;
+
+    @BeforeAll
+    static void start() throws Exception {
+        harness = new JobHarness();
+    }
+
+    @AfterAll
+    static void stop() {
+        if (harness != null) {
+            harness.close();
+        }
+    }
+
+    /** A long story-like prompt of roughly the given number of tokens. */
+    static String longPrompt(int sentences) {
+        String[] parts = {"Lily went to the park with her mom.", "She saw a big red ball and a small dog.", "The dog was happy and ran fast.",
+                "Tom came to play with them.", "They laughed and played all day.", "Then it was time to go home."};
+        StringBuilder b = new StringBuilder("Once upon a time");
+        for (int i = 0; i < sentences; i++) {
+            b.append(' ').append(parts[i % parts.length]);
+        }
+        return b.toString();
+    }
+
+    @ParameterizedTest(name = "mode {0}, {1} shards")
+    @CsvSource({"sps2, 2", "sps2, 4", "sarathi, 1", "sarathi, 2"})
+    void longPromptsGiveTheReferenceTokens(String mode, int shards) throws Exception {
+        Path model = JobHarness.sharedModel("stories260K.gguf");
+        List<GenerateRequest> requests = List.of(
+                JobEndToEndTest.request("long-greedy", longPrompt(130), 64, 0f, 1),
+                JobEndToEndTest.request("long-sampled", longPrompt(90), 48, 0.9f, 77),
+                JobEndToEndTest.request("short", "Once upon a time", 16, 0f, 3),
+                JobEndToEndTest.request("tiny", "A", 12, 0.5f, 4));
+        try (JobHarness.RunningJob job = harness.new RunningJob(JobHarness.settings(model, mode, shards, "dense"), 0)) {
+            requests.forEach(job::send);
+            job.awaitFinished(requests.stream().map(GenerateRequest::getRequestId).toList(), Duration.ofMinutes(4));
+            for (GenerateRequest r : requests) {
+                assertArrayEquals(JobEndToEndTest.reference(model, r), job.tokens(r.getRequestId()), "request " + r.getRequestId());
+            }
+        }
+    }
+}
