@@ -1,0 +1,112 @@
+package sps2.tests;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import sps2.schemas.DeadLetter;
+import sps2.schemas.FinishReason;
+import sps2.schemas.GenerateRequest;
+import sps2.schemas.TokenEvent;
+
+/** Bad input never stops the job: each case gets its error event while good requests complete. */
+class BadInputTest {
+    private static JobHarness harness;
+
+    @BeforeAll
+    static void start() throws Exception {
+        harness = new JobHarness();
+    }
+
+    @AfterAll
+    static void stop() {
+        if (harness != null) {
+            harness.close();
+        }
+    }
+
+    private static GenerateRequest.Builder ok(String id) {
+        return GenerateRequest.newBuilder().setRequestId(id).setPrompt("Once upon a time").setMaxTokens(10).setTemperature(0f);
+    }
+
+    @Test
+    void everyBadRequestGetsItsErrorAndGoodRequestsComplete() throws Exception {
+        Path model = JobHarness.sharedModel("stories260K.gguf");
+        Map<String, GenerateRequest> bad = new LinkedHashMap<>();
+        bad.put("empty-prompt", ok("empty-prompt").setPrompt("").build());
+        bad.put("no-prompt", ok("no-prompt").setPrompt(null).build());
+        bad.put("too-long", ok("too-long").setPrompt("Once upon a time ".repeat(700)).build());
+        bad.put("zero-max", ok("zero-max").setMaxTokens(0).build());
+        bad.put("huge-max", ok("huge-max").setMaxTokens(1_000_000).build());
+        bad.put("nan-temperature", ok("nan-temperature").setTemperature(Float.NaN).build());
+        bad.put("negative-temperature", ok("negative-temperature").setTemperature(-1f).build());
+        bad.put("top-p-zero", ok("top-p-zero").setTopP(0f).build());
+        bad.put("top-p-big", ok("top-p-big").setTopP(1.5f).build());
+        bad.put("unknown-model", ok("unknown-model").setModel("gpt-17").build());
+        bad.put("bad-token-id", ok("bad-token-id").setPrompt(null).setPromptTokens(List.of(1, 99999)).build());
+        List<String> good = List.of("good-before", "good-after", "dup");
+        try (JobHarness.RunningJob job = harness.new RunningJob(JobHarness.settings(model, "sps2", 1, "dense"), 0)) {
+            job.send(ok("good-before").setMaxTokens(20).build());
+            job.send(ok("dup").setMaxTokens(60).build());
+            job.send(ok("dup").setMaxTokens(5).build()); // same id while the first is in flight
+            job.sendRaw(new byte[] {1, 2, 3, 4, 5, 6, 7, 8});
+            bad.values().forEach(job::send);
+            job.send(ok("good-after").setMaxTokens(20).build());
+            List<String> all = new ArrayList<>(bad.keySet());
+            all.addAll(good);
+            Map<String, List<TokenEvent>> events = job.awaitFinished(all, Duration.ofMinutes(2));
+            for (String id : bad.keySet()) {
+                List<TokenEvent> e = events.get(id);
+                assertEquals(1, e.size(), id + " must get exactly one event: " + e);
+                TokenEvent ev = e.get(0);
+                assertTrue(ev.getFinished() && (ev.getFinishReason() == FinishReason.REJECTED || ev.getFinishReason() == FinishReason.ERROR), id + ": " + ev);
+                assertTrue(ev.getError() != null && ev.getError().length() > 10, id + " needs a message: " + ev);
+            }
+            assertTrue(events.get("dup").stream().anyMatch(e -> e.getFinishReason() == FinishReason.REJECTED && e.getError().contains("already in flight")),
+                    "the duplicate id must be rejected: " + events.get("dup"));
+            GenerateRequest ref = ok("x").setMaxTokens(20).build();
+            int[] want = JobEndToEndTest.reference(model, ref);
+            assertArrayEquals(want, job.tokens("good-before"));
+            assertArrayEquals(want, job.tokens("good-after"));
+            assertDeadLetter(job, 8);
+        }
+    }
+
+    private static void assertDeadLetter(JobHarness.RunningJob job, int rawLength) throws Exception {
+        Properties c = new Properties();
+        c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, harness.kafka.bootstrapServers());
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(c, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            TopicPartition tp = new TopicPartition(job.topics.deadLetters(), 0);
+            consumer.assign(List.of(tp));
+            consumer.seekToBeginning(List.of(tp));
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(200))) {
+                    DeadLetter d = sps2.operators.io.AvroCodec.decodeDeadLetter(r.value());
+                    assertEquals(job.topics.requests(), d.getTopic());
+                    assertEquals(rawLength, d.getValue().remaining());
+                    assertTrue(d.getReason().length() > 5);
+                    return;
+                }
+            }
+            throw new AssertionError("No dead letter arrived for the malformed record");
+        }
+    }
+}
