@@ -37,6 +37,7 @@ import sps2.operators.runtime.IterationContext;
 import sps2.operators.runtime.ShardRuntime;
 import sps2.operators.state.KvEntry;
 import sps2.operators.state.KvEntrySerializer;
+import sps2.operators.testing.FaultInjector;
 import sps2.schemas.FinishReason;
 import sps2.schemas.TokenEvent;
 
@@ -481,6 +482,7 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
                 result.pieces[k] = piece;
             }
         }
+        FaultInjector.sampled(settings.runtimeId(), sampleSeqs.size());
         result.computeSeconds = ic.computeSeconds;
         result.waitSeconds = ic.waitSeconds;
         result.bytesSent = ic.bytesSent;

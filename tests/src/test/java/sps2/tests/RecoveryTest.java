@@ -1,0 +1,63 @@
+package sps2.tests;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import sps2.operators.JobSettings;
+import sps2.operators.testing.FaultInjector;
+import sps2.schemas.GenerateRequest;
+import sps2.schemas.TokenEvent;
+
+/**
+ * A failure in the middle of generation: the job restarts from its last checkpoint, prefills the running
+ * requests again from their token history, and every request still ends with exactly the reference
+ * tokens — replayed events repeat identical tokens, none is lost.
+ */
+class RecoveryTest {
+    private static JobHarness harness;
+
+    @BeforeAll
+    static void start() throws Exception {
+        harness = new JobHarness();
+    }
+
+    @AfterAll
+    static void stop() {
+        if (harness != null) {
+            harness.close();
+        }
+    }
+
+    @ParameterizedTest(name = "mode {0}, {1} shards")
+    @CsvSource({"sps2, 2", "sarathi, 1"})
+    void aFailureMidGenerationLosesNothingAndChangesNothing(String mode, int shards) throws Exception {
+        Path model = JobHarness.sharedModel("stories260K.gguf");
+        List<GenerateRequest> requests = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            requests.add(JobEndToEndTest.request("rec" + i, SequenceParallelTest.longPrompt(10 + 7 * i), 60, i % 2 == 0 ? 0f : 0.9f, 50 + i));
+        }
+        JobSettings settings = JobHarness.settings(model, mode, shards, "dense");
+        FaultInjector.armOnce(settings.runtimeId(), 120);
+        try (JobHarness.RunningJob job = harness.new RunningJob(settings, 100)) {
+            requests.forEach(job::send);
+            job.awaitFinished(requests.stream().map(GenerateRequest::getRequestId).toList(), Duration.ofMinutes(3));
+            int events = 0;
+            for (GenerateRequest r : requests) {
+                assertArrayEquals(JobEndToEndTest.reference(model, r), job.tokens(r.getRequestId()), "request " + r.getRequestId());
+                events += job.events.get(r.getRequestId()).size();
+            }
+            int tokens = requests.stream().mapToInt(r -> job.tokens(r.getRequestId()).length).sum();
+            assertTrue(events > tokens, "the injected failure should have caused replayed (duplicate) events; got " + events + " for " + tokens + " tokens");
+        }
+    }
+}
