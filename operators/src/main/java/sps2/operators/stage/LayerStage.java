@@ -34,6 +34,7 @@ import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StageMsg;
 import sps2.operators.messages.StepResult;
 import sps2.operators.runtime.IterationContext;
+import sps2.operators.runtime.Readiness;
 import sps2.operators.runtime.ShardRuntime;
 import sps2.operators.state.KvEntry;
 import sps2.operators.state.KvEntrySerializer;
@@ -100,12 +101,14 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         }
         bytesSent = getRuntimeContext().getMetricGroup().counter("bytesExchanged");
         metrics = new StageMetrics(getRuntimeContext().getMetricGroup());
+        Readiness.opened(settings.runtimeId());
     }
 
     @Override
     public void close() {
         if (runtime != null) {
             runtime.release();
+            Readiness.closed(settings.runtimeId());
         }
     }
 

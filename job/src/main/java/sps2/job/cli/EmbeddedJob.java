@@ -1,0 +1,98 @@
+package sps2.job.cli;
+
+import java.time.Duration;
+import java.util.concurrent.TimeoutException;
+
+import org.apache.flink.api.common.JobID;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.PipelineOptions;
+import org.apache.flink.core.execution.JobClient;
+import org.apache.flink.runtime.execution.ExecutionState;
+import org.apache.flink.runtime.executiongraph.AccessExecutionGraph;
+import org.apache.flink.runtime.executiongraph.AccessExecutionVertex;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import sps2.job.Sps2Job;
+import sps2.job.embedded.EmbeddedFlink;
+import sps2.operators.JobSettings;
+import sps2.operators.io.KafkaIo;
+import sps2.operators.runtime.Readiness;
+
+/** The sps2 job running on an embedded Flink cluster, for the demo, the benchmarks and local serving. */
+public final class EmbeddedJob implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(EmbeddedJob.class);
+
+    private final EmbeddedFlink flink;
+    private final JobClient client;
+
+    private EmbeddedJob(EmbeddedFlink flink, JobClient client) {
+        this.flink = flink;
+        this.client = client;
+    }
+
+    /** Starts a cluster with one slot per shard, submits the job, and waits until every task runs (models loaded). */
+    public static EmbeddedJob start(JobSettings settings, KafkaIo io, long checkpointMs, Duration timeout) throws Exception {
+        EmbeddedFlink flink = EmbeddedFlink.start(1, Math.max(1, settings.shards()));
+        try {
+            Configuration conf = new Configuration();
+            conf.set(PipelineOptions.GENERIC_TYPES, false);
+            StreamExecutionEnvironment env = flink.createEnvironment(conf);
+            configure(env, checkpointMs);
+            Sps2Job.build(env, settings, io);
+            JobClient client = env.executeAsync("sps2 (" + settings.mode() + ", " + settings.shards() + " shard(s))");
+            waitUntilRunning(flink, client.getJobID(), settings, timeout);
+            LOG.info("The sps2 job is running in {} mode with {} shard(s); the model is loaded.", settings.mode(), settings.shards());
+            return new EmbeddedJob(flink, client);
+        } catch (Exception e) {
+            flink.close();
+            throw e;
+        }
+    }
+
+    /** Settings every sps2 job runs with: records leave a task at once, checkpoints if asked. */
+    public static void configure(StreamExecutionEnvironment env, long checkpointMs) {
+        env.setBufferTimeout(0);
+        if (checkpointMs > 0) {
+            env.enableCheckpointing(checkpointMs);
+        }
+    }
+
+    private static void waitUntilRunning(EmbeddedFlink flink, JobID id, JobSettings settings, Duration timeout) throws Exception {
+        int stages = sps2.model.ModelLoader.load(java.nio.file.Path.of(settings.modelPath())).config().nLayers() + 1;
+        int expected = stages * settings.shards();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            AccessExecutionGraph graph = flink.miniCluster().getExecutionGraph(id).get();
+            if (graph.getState().isGloballyTerminalState()) {
+                throw new IllegalStateException("The sps2 job ended while starting: " + (graph.getFailureInfo() == null ? graph.getState()
+                        : graph.getFailureInfo().getExceptionAsString().lines().findFirst().orElse("")));
+            }
+            boolean all = true;
+            for (AccessExecutionVertex v : graph.getAllExecutionVertices()) {
+                all &= v.getExecutionState() == ExecutionState.RUNNING;
+            }
+            if (all && Readiness.openedCount(settings.runtimeId()) >= expected) {
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new TimeoutException("The sps2 job did not start within " + timeout.toSeconds() + " s.");
+            }
+            Thread.sleep(50); // polling the cluster's job status; there is no push notification for task states
+        }
+    }
+
+    public JobClient client() {
+        return client;
+    }
+
+    @Override
+    public void close() throws Exception {
+        try {
+            EmbeddedFlink.cancel(client, Duration.ofSeconds(30));
+        } finally {
+            flink.close();
+        }
+    }
+}

@@ -1,0 +1,59 @@
+package sps2.job.cli;
+
+import java.nio.file.Path;
+import java.util.UUID;
+
+import picocli.CommandLine.Option;
+import sps2.operators.JobSettings;
+
+/** Options of the commands that run the sps2 Flink job (demo, serve, bench). */
+public final class JobOptions {
+    @Option(names = "--tokenizer", description = "Tokenizer file; default: the GGUF's vocabulary or a tokenizer next to the model.")
+    public Path tokenizer;
+
+    @Option(names = "--model-name", defaultValue = "default", description = "Name requests may use in their model field (default: ${DEFAULT-VALUE}).")
+    public String modelName;
+
+    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
+    public String backend;
+
+    @Option(names = "--mode", defaultValue = "sps2", description = "sps2 (sequence-parallel prefill and decode) or sarathi (chunked prefill baseline) (default: ${DEFAULT-VALUE}).")
+    public String mode;
+
+    @Option(names = "--sp-degree", defaultValue = "1", description = "Shards: sequence-parallel degree in sps2 mode, workers in sarathi mode (default: ${DEFAULT-VALUE}).")
+    public int spDegree;
+
+    @Option(names = "--csa", defaultValue = "dense", description = "Sparse attention for remote prefill K/V: dense, strided:D or sink-window:SINKS:WINDOW (default: ${DEFAULT-VALUE}).")
+    public String csa;
+
+    @Option(names = "--append-policy", defaultValue = "tail", description = "Where decode appends KV: tail or least-loaded (default: ${DEFAULT-VALUE}).")
+    public String appendPolicy;
+
+    @Option(names = "--chunk-size", defaultValue = "512", description = "Sarathi token budget per iteration (default: ${DEFAULT-VALUE}).")
+    public int chunkSize;
+
+    @Option(names = "--min-segment", defaultValue = "64", description = "Prompts are split only into segments of at least this many tokens (default: ${DEFAULT-VALUE}).")
+    public int minSegment;
+
+    @Option(names = "--kv-blocks", defaultValue = "4096", description = "KV blocks per shard (default: ${DEFAULT-VALUE}).")
+    public int kvBlocks;
+
+    @Option(names = "--block-size", defaultValue = "16", description = "Tokens per KV block (default: ${DEFAULT-VALUE}).")
+    public int blockSize;
+
+    @Option(names = "--max-tokens-cap", defaultValue = "4096", description = "Largest maxTokens a request may ask for (default: ${DEFAULT-VALUE}).")
+    public int maxTokensCap;
+
+    @Option(names = "--threads-per-shard", defaultValue = "0", description = "CPU backend threads per shard (0 = cores / shards).")
+    public int threadsPerShard;
+
+    @Option(names = "--checkpoint-interval", defaultValue = "0", description = "Checkpoint interval in ms; 0 disables checkpointing (default: ${DEFAULT-VALUE}).")
+    public long checkpointIntervalMs;
+
+    public JobSettings settings(Path model) {
+        int threads = threadsPerShard > 0 ? threadsPerShard : Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, spDegree));
+        return new JobSettings(model.toAbsolutePath().toString(), tokenizer == null ? null : tokenizer.toAbsolutePath().toString(), modelName,
+                backend, mode, spDegree, csa, appendPolicy, chunkSize, minSegment, kvBlocks, blockSize, maxTokensCap, Integer.MAX_VALUE,
+                "sps2-" + UUID.randomUUID(), threads);
+    }
+}
