@@ -113,6 +113,7 @@ public final class TokenStreamConsumer implements AutoCloseable {
         Properties props = KafkaIo.latencyConsumerProperties();
         props.setProperty(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
         props.setProperty(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        props.setProperty(ConsumerConfig.ALLOW_AUTO_CREATE_TOPICS_CONFIG, "false");
         props.setProperty(ConsumerConfig.CLIENT_ID_CONFIG, "sps2-client-tokens");
         KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer());
         try {
@@ -206,6 +207,7 @@ public final class TokenStreamConsumer implements AutoCloseable {
         Tracker tracker = trackers.get(event.getRequestId());
         if (tracker != null && tracker.accept(event, arrivalNanos)) {
             trackers.remove(event.getRequestId());
+            tracker.finish();
         }
     }
 
@@ -236,18 +238,22 @@ public final class TokenStreamConsumer implements AutoCloseable {
         int mismatches;
         /** Index of the finishing event, once it has arrived. */
         int finalIndex = -1;
+        /** How the request ended, once it has. */
+        FinishReason finishReason;
+        String error;
 
         Tracker(String requestId, Listener listener) {
             this.requestId = requestId;
             this.listener = listener;
         }
 
-        /** Takes one event; returns true when the request is complete. */
+        /** Takes one event; returns true when the request is complete (then call {@link #finish()}). */
         boolean accept(TokenEvent event, long arrivalNanos) {
             int index = event.getIndex();
             if (index < 0) {
                 // An error or rejection that produced no token ends the request at once.
-                complete(event.getFinishReason(), event.getError());
+                finishReason = event.getFinishReason();
+                error = event.getError();
                 return true;
             }
             TokenEvent first = index < delivered.size() ? delivered.get(index) : waiting.get(index);
@@ -274,18 +280,20 @@ public final class TokenStreamConsumer implements AutoCloseable {
             }
             if (finalIndex >= 0 && delivered.size() > finalIndex) {
                 TokenEvent last = delivered.get(finalIndex);
-                complete(last.getFinishReason(), last.getError());
+                finishReason = last.getFinishReason();
+                error = last.getError();
                 return true;
             }
             return false;
         }
 
-        private void complete(FinishReason reason, String error) {
+        /** Tells the listener and completes the future. */
+        void finish() {
             long[] arrivals = new long[deliveredArrival.size()];
             for (int i = 0; i < arrivals.length; i++) {
                 arrivals[i] = deliveredArrival.get(i);
             }
-            Result result = new Result(requestId, List.copyOf(delivered), arrivals, reason, error, duplicates, mismatches);
+            Result result = new Result(requestId, List.copyOf(delivered), arrivals, finishReason, error, duplicates, mismatches);
             try {
                 listener.onComplete(result);
             } finally {
