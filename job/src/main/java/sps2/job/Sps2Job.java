@@ -7,6 +7,8 @@ import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.DataStreamUtils;
+import org.apache.flink.streaming.api.datastream.KeyedStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
@@ -67,10 +69,16 @@ public final class Sps2Job {
                 .uid("scheduler").setParallelism(1).setMaxParallelism(1);
         steps.getTransformation().setCoLocationGroupKey("sps2-scheduler");
 
+        // Stage-to-stage records only cross shards in sequence-parallel mode with more than one shard. Otherwise
+        // every record stays on its shard, so the edge is a forward one (re-read as keyed for the KV state) and
+        // Flink chains all stages of a shard into one task: no hop, no serialization.
+        boolean crossShard = !settings.sarathi() && settings.shards() > 1;
         SingleOutputStreamOperator<StageMsg> stage = steps;
         for (int s = 0; s <= layers; s++) {
-            stage = stage.keyBy(m -> shardKeys[m.targetShard], Types.INT)
-                    .process(new LayerStage(settings, s, layers, shardKeys))
+            KeyedStream<StageMsg, Integer> in = s == 0 || crossShard
+                    ? stage.keyBy(m -> shardKeys[m.targetShard], Types.INT)
+                    : DataStreamUtils.reinterpretAsKeyedStream(stage, m -> shardKeys[m.targetShard], Types.INT);
+            stage = in.process(new LayerStage(settings, s, layers, shardKeys))
                     .returns(StageMsg.class)
                     .uid("stage-" + s)
                     .name(s == 0 ? "stage 0: embed, project layer 0" : s == layers ? "stage " + s + ": finish layer " + (s - 1) + ", sample"
