@@ -75,6 +75,28 @@ public final class Sequence implements AutoCloseable {
         return logits;
     }
 
+    /**
+     * Stores K and V rows computed elsewhere (e.g. by sequence-parallel shards) for positions
+     * {@code startPos .. startPos+n-1} of one layer; call {@link #resumeAt} once every layer is in.
+     */
+    public void importKv(int layer, Tensor k, Tensor v, int startPos, int n) {
+        int[] slots = new int[n];
+        for (int i = 0; i < n; i++) {
+            slots[i] = BlockAllocator.slot(blockTable, BLOCK_SIZE, startPos + i);
+        }
+        try (Tensor s = model.backend().upload(slots)) {
+            model.backend().kvWrite(pool, layer, k, v, s, n);
+        }
+    }
+
+    /** Declares the first {@code n} positions cached (after {@link #importKv}); the next token goes to position n. */
+    public void resumeAt(int n) {
+        if (n > maxTokens) {
+            throw new IllegalArgumentException("Cannot resume at " + n + " in a sequence of at most " + maxTokens + " tokens");
+        }
+        length = n;
+    }
+
     @Override
     public void close() {
         ws.close();

@@ -29,6 +29,7 @@ import sps2.model.sampler.SamplingParams;
 import sps2.model.tokenizer.Tokenizer;
 import sps2.operators.JobSettings;
 import sps2.operators.csa.CsaPolicy;
+import sps2.operators.csa.KvExchange;
 import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StageMsg;
@@ -255,29 +256,7 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         runtime.backend().read(ic.ws.k, 0, k, 0, n);
         runtime.backend().read(ic.ws.v, 0, v, 0, n);
         for (int j = w.peerIndex + 1; j < w.peers.length; j++) {
-            int[][] rows = csa.select(w.startPos, n, w.segmentStarts[j], c.nKvHeads());
-            int maxLen = 0;
-            int total = 0;
-            int[] lens = new int[c.nKvHeads()];
-            for (int g = 0; g < lens.length; g++) {
-                lens[g] = rows[g].length;
-                maxLen = Math.max(maxLen, lens[g]);
-                total += lens[g];
-            }
-            float[] payload = new float[2 * total * hs];
-            int at = 0;
-            for (int g = 0; g < lens.length; g++) {
-                for (int r : rows[g]) {
-                    System.arraycopy(k, r * kvDim + g * hs, payload, at, hs);
-                    at += hs;
-                }
-            }
-            for (int g = 0; g < lens.length; g++) {
-                for (int r : rows[g]) {
-                    System.arraycopy(v, r * kvDim + g * hs, payload, at, hs);
-                    at += hs;
-                }
-            }
+            KvExchange.Packed packed = KvExchange.pack(k, v, c.nKvHeads(), hs, csa.select(w.startPos, n, w.segmentStarts[j], c.nKvHeads()));
             StageMsg m = new StageMsg();
             m.kind = StageMsg.KV;
             m.targetShard = w.peers[j];
@@ -285,9 +264,9 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
             m.iteration = ic.step.iteration;
             m.layer = stage;
             m.requestId = w.requestId;
-            m.headLens = lens;
-            m.maxLen = maxLen;
-            m.payload = payload;
+            m.headLens = packed.headLens();
+            m.maxLen = packed.maxLen();
+            m.payload = packed.payload();
             m.sentNanos = System.nanoTime();
             ic.bytesSent += m.payloadBytes();
             bytesSent.inc(m.payloadBytes());
@@ -297,31 +276,7 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
 
     /** Attention of the own queries over one earlier segment's K/V, folded into the running result. */
     private void attendRemote(IterationContext ic, StageMsg kv) {
-        ModelConfig c = runtime.model().config();
-        Backend b = runtime.backend();
-        int hs = c.headSize();
-        int nKv = c.nKvHeads();
-        int maxLen = Math.max(1, kv.maxLen);
-        try (Tensor k = b.allocate(nKv * maxLen, hs); Tensor v = b.allocate(nKv * maxLen, hs)) {
-            int total = 0;
-            for (int len : kv.headLens) {
-                total += len;
-            }
-            // payload: K rows of head 0, head 1, ... then V rows in the same order
-            int kOff = 0;
-            int vOff = total * hs;
-            for (int g = 0; g < nKv; g++) {
-                int len = kv.headLens[g];
-                if (len > 0) {
-                    b.write(k, g * maxLen, kv.payload, kOff, len);
-                    b.write(v, g * maxLen, kv.payload, vOff, len);
-                }
-                kOff += len * hs;
-                vOff += len * hs;
-            }
-            runtime.model().attendRemoteAndMerge(ic.ws, new CompactKv(k, v, maxLen, kv.headLens), ic.rows());
-            b.sync();
-        }
+        KvExchange.attendAndMerge(runtime.model(), ic.ws, ic.rows(), new KvExchange.Packed(kv.payload, kv.headLens, kv.maxLen));
     }
 
     /** Decode: sends this shard's partial attention (output and log-sum-exp) of every shared row to each other peer. */

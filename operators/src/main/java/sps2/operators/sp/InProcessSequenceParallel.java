@@ -1,0 +1,137 @@
+package sps2.operators.sp;
+
+import sps2.gpu.AttentionBatch;
+import sps2.gpu.Backend;
+import sps2.gpu.KvPool;
+import sps2.gpu.LlamaModel;
+import sps2.gpu.Sequence;
+import sps2.gpu.Tensor;
+import sps2.model.ModelConfig;
+import sps2.operators.csa.CsaPolicy;
+import sps2.operators.csa.KvExchange;
+
+/**
+ * Sequence-parallel prefill of one prompt with its shards simulated in one process, step for step as the
+ * job's stage operators do it (same {@link LlamaModel} stages, same {@link KvExchange} packing, same
+ * policies, same merge order), but with every position's logits at hand. Used to measure what a sparse
+ * policy costs in accuracy, and to check dense SP against single-shard prefill.
+ */
+public final class InProcessSequenceParallel {
+    private InProcessSequenceParallel() {
+    }
+
+    /**
+     * @param logits      [to - from][vocab] logits of positions from..to-1
+     * @param bytesSent   K/V bytes that crossed shards under the policy
+     * @param denseBytes  what dense attention would have sent
+     */
+    public record Result(float[][] logits, long bytesSent, long denseBytes) {
+    }
+
+    /**
+     * Prefills {@code tokens} cut at {@code bounds} (b[0] = 0 .. b[S] = tokens.length, one segment per shard).
+     *
+     * @param from          first position whose logits are wanted
+     * @param continueInto  if not null, receives every layer's K/V so that decoding can go on in it
+     */
+    public static Result prefill(LlamaModel model, int[] tokens, int[] bounds, CsaPolicy policy, int from, Sequence continueInto) {
+        ModelConfig c = model.config();
+        Backend b = model.backend();
+        int shards = bounds.length - 1;
+        int kvDim = c.kvDim();
+        LlamaModel.Workspace[] ws = new LlamaModel.Workspace[shards];
+        KvPool[] pools = new KvPool[shards];
+        Tensor[] pos = new Tensor[shards];
+        Tensor[] slots = new Tensor[shards];
+        Tensor[] ids = new Tensor[shards];
+        AttentionBatch.Prepared[] batches = new AttentionBatch.Prepared[shards];
+        int[] n = new int[shards];
+        long sent = 0;
+        long dense = 0;
+        try {
+            for (int i = 0; i < shards; i++) {
+                n[i] = bounds[i + 1] - bounds[i];
+                ws[i] = model.workspace(n[i]);
+                pools[i] = model.kvPool(n[i], 16);
+                int[] table = new int[pools[i].blocks()];
+                int[] p = new int[n[i]];
+                int[] s = new int[n[i]];
+                for (int t = 0; t < table.length; t++) {
+                    table[t] = t;
+                }
+                for (int t = 0; t < n[i]; t++) {
+                    p[t] = bounds[i] + t;
+                    s[t] = t;
+                }
+                pos[i] = b.upload(p);
+                slots[i] = b.upload(s);
+                ids[i] = b.upload(java.util.Arrays.copyOfRange(tokens, bounds[i], bounds[i + 1]));
+                batches[i] = b.prepare(AttentionBatch.single(n[i], n[i], table));
+                model.embed(ws[i], ids[i], n[i]);
+            }
+            for (int l = 0; l < c.nLayers(); l++) {
+                float[][] k = new float[shards][];
+                float[][] v = new float[shards][];
+                for (int i = 0; i < shards; i++) {
+                    model.project(l, ws[i], pos[i], n[i]);
+                    b.kvWrite(pools[i], l, ws[i].k, ws[i].v, slots[i], n[i]);
+                    if (i < shards - 1) {
+                        k[i] = new float[n[i] * kvDim];
+                        v[i] = new float[n[i] * kvDim];
+                        b.read(ws[i].k, 0, k[i], 0, n[i]);
+                        b.read(ws[i].v, 0, v[i], 0, n[i]);
+                    }
+                    if (continueInto != null) {
+                        continueInto.importKv(l, ws[i].k, ws[i].v, bounds[i], n[i]);
+                    }
+                    model.attend(l, ws[i], pools[i], batches[i]);
+                }
+                for (int j = 1; j < shards; j++) {
+                    for (int i = 0; i < j; i++) {
+                        KvExchange.Packed packed = KvExchange.pack(k[i], v[i], c.nKvHeads(), c.headSize(),
+                                policy.select(bounds[i], n[i], bounds[j], c.nKvHeads()));
+                        sent += packed.bytes();
+                        dense += 2L * n[i] * kvDim * Float.BYTES;
+                        KvExchange.attendAndMerge(model, ws[j], n[j], packed);
+                    }
+                }
+                for (int i = 0; i < shards; i++) {
+                    model.finishLayer(l, ws[i], n[i]);
+                }
+            }
+            int total = bounds[shards];
+            float[][] logits = new float[total - from][c.vocabSize()];
+            for (int i = 0; i < shards; i++) {
+                int lo = Math.max(from, bounds[i]);
+                int hi = bounds[i + 1];
+                int cap = ws[i].logits.rows();
+                for (int at = lo; at < hi; at += cap) {
+                    int count = Math.min(cap, hi - at);
+                    int[] rows = new int[count];
+                    for (int r = 0; r < count; r++) {
+                        rows[r] = at + r - bounds[i];
+                    }
+                    model.logits(ws[i], rows);
+                    for (int r = 0; r < count; r++) {
+                        b.read(ws[i].logits, r, logits[at + r - from], 0, 1);
+                    }
+                }
+            }
+            if (continueInto != null) {
+                continueInto.resumeAt(total);
+            }
+            return new Result(logits, sent, dense);
+        } finally {
+            for (int i = 0; i < shards; i++) {
+                if (ws[i] != null) {
+                    ws[i].close();
+                    pools[i].close();
+                    pos[i].close();
+                    slots[i].close();
+                    ids[i].close();
+                    batches[i].close();
+                }
+            }
+        }
+    }
+}
