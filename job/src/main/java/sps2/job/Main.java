@@ -27,7 +27,7 @@ public final class Main implements Runnable {
     /** Commands of modules that may not be on the class path of every distribution are added by name. */
     private static void addSubcommands(CommandLine cli) {
         for (String name : new String[] {"sps2.job.cli.DemoCommand", "sps2.job.cli.ServeCommand", "sps2.job.client.ClientCommand",
-                "sps2.job.cli.BenchCommand", "sps2.job.cli.BenchAccuracyCommand"}) {
+                "sps2.job.cli.BenchCommand", "sps2.job.cli.BenchAccuracyCommand", "sps2.job.cli.BenchDecodeCommand"}) {
             try {
                 cli.addSubcommand(Class.forName(name).getDeclaredConstructor().newInstance());
             } catch (ClassNotFoundException e) {

@@ -223,6 +223,14 @@ public final class CpuBackend implements Backend {
     }
 
     static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        if (n < S.length()) {
+            // shorter than one vector (small head sizes): plain loop, same result as the vector path's tail
+            float sum = 0;
+            for (int i = 0; i < n; i++) {
+                sum += a[ao + i] * b[bo + i];
+            }
+            return sum;
+        }
         FloatVector acc = FloatVector.zero(S);
         int bound = S.loopBound(n);
         int i = 0;
@@ -330,40 +338,69 @@ public final class CpuBackend implements Backend {
             work += (long) b.qLen()[s] * b.kvLen()[s] * nHeads * headSize;
         }
         float scale = (float) (1.0 / Math.sqrt(headSize));
+        // element offset of each cached token of each sequence, computed once per call
+        int[][] keyBase = new int[b.sequences()][];
+        for (int s = 0; s < b.sequences(); s++) {
+            int[] table = b.blockTables()[s];
+            keyBase[s] = new int[b.kvLen()[s]];
+            for (int t = 0; t < keyBase[s].length; t++) {
+                keyBase[s][t] = (table[t / bs] * bs + t % bs) * kvDim;
+            }
+        }
         forRange(rows * nHeads, work, unit -> {
             int row = unit / nHeads;
             int h = unit % nHeads;
             int s = seqOfRow[row];
             int j = row - b.qStart()[s];
             int visible = b.kvLen()[s] - b.qLen()[s] + j + 1;
-            int[] table = b.blockTables()[s];
             int g = h / group;
-            float[] scores = scratch(visible);
             int qo = row * nHeads * headSize + h * headSize;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int t = 0; t < visible; t++) {
-                int slot = table[t / bs] * bs + t % bs;
-                float sc = dot(qs, qo, ks, slot * kvDim + g * headSize, headSize) * scale;
-                scores[t] = sc;
-                max = Math.max(max, sc);
-            }
-            float sum = 0;
-            int oo = row * nHeads * headSize + h * headSize;
-            java.util.Arrays.fill(o, oo, oo + headSize, 0f);
-            for (int t = 0; t < visible; t++) {
-                float e = (float) Math.exp(scores[t] - max);
-                sum += e;
-                int vo = (table[t / bs] * bs + t % bs) * kvDim + g * headSize;
-                for (int d = 0; d < headSize; d++) {
-                    o[oo + d] += e * vs[vo + d];
-                }
-            }
-            float inv = 1.0f / sum;
-            for (int d = 0; d < headSize; d++) {
-                o[oo + d] *= inv;
-            }
-            l[row * nHeads + h] = max + (float) Math.log(sum);
+            l[row * nHeads + h] = attendOne(qs, qo, ks, vs, keyBase[s], g * headSize, visible, headSize, scale, o, qo);
         });
+    }
+
+    /**
+     * Softmax attention of one query head over {@code n} keys whose rows start at {@code base[t] + headOffset};
+     * writes the output at {@code o[oo..]} and returns the log-sum-exp. Every attention path goes through here,
+     * so prefill and decode compute each row identically.
+     */
+    private static float attendOne(float[] q, int qo, float[] k, float[] v, int[] base, int headOffset, int n, int headSize, float scale,
+            float[] o, int oo) {
+        float[] scores = scratch(n + headSize);
+        float max = Float.NEGATIVE_INFINITY;
+        for (int t = 0; t < n; t++) {
+            float sc = dot(q, qo, k, base[t] + headOffset, headSize) * scale;
+            scores[t] = sc;
+            max = Math.max(max, sc);
+        }
+        // exponentials a vector at a time (the JIT maps EXP to a short-vector math routine)
+        int t0 = 0;
+        FloatVector vsum = FloatVector.zero(S);
+        for (int bound = S.loopBound(n); t0 < bound; t0 += S.length()) {
+            FloatVector e = FloatVector.fromArray(S, scores, t0).sub(max).lanewise(VectorOperators.EXP);
+            e.intoArray(scores, t0);
+            vsum = vsum.add(e);
+        }
+        float sum = vsum.reduceLanes(VectorOperators.ADD);
+        for (; t0 < n; t0++) {
+            float e = (float) Math.exp(scores[t0] - max);
+            scores[t0] = e;
+            sum += e;
+        }
+        int acc = n; // accumulate the output in the scratch tail
+        java.util.Arrays.fill(scores, acc, acc + headSize, 0f);
+        for (int t = 0; t < n; t++) {
+            float e = scores[t];
+            int vo = base[t] + headOffset;
+            for (int d = 0; d < headSize; d++) {
+                scores[acc + d] += e * v[vo + d];
+            }
+        }
+        float inv = 1.0f / sum;
+        for (int d = 0; d < headSize; d++) {
+            o[oo + d] = scores[acc + d] * inv;
+        }
+        return max + (float) Math.log(sum);
     }
 
     @Override
@@ -376,41 +413,31 @@ public final class CpuBackend implements Backend {
         int group = nHeads / nKvHeads;
         float scale = (float) (1.0 / Math.sqrt(headSize));
         long work = (long) n * kv.maxLen() * nHeads * headSize;
+        int[][] bases = new int[nKvHeads][];
+        for (int g = 0; g < nKvHeads; g++) {
+            bases[g] = rowOffsets(g * kv.maxLen(), kv.lens()[g], headSize);
+        }
         forRange(n * nHeads, work, unit -> {
             int row = unit / nHeads;
             int h = unit % nHeads;
             int g = h / group;
             int len = kv.lens()[g];
-            int base = g * kv.maxLen();
             int qo = row * nHeads * headSize + h * headSize;
-            int oo = qo;
-            java.util.Arrays.fill(o, oo, oo + headSize, 0f);
             if (len == 0) {
+                java.util.Arrays.fill(o, qo, qo + headSize, 0f);
                 l[row * nHeads + h] = Float.NEGATIVE_INFINITY;
                 return;
             }
-            float[] scores = scratch(len);
-            float max = Float.NEGATIVE_INFINITY;
-            for (int t = 0; t < len; t++) {
-                float sc = dot(qs, qo, ks, (base + t) * headSize, headSize) * scale;
-                scores[t] = sc;
-                max = Math.max(max, sc);
-            }
-            float sum = 0;
-            for (int t = 0; t < len; t++) {
-                float e = (float) Math.exp(scores[t] - max);
-                sum += e;
-                int vo = (base + t) * headSize;
-                for (int d = 0; d < headSize; d++) {
-                    o[oo + d] += e * vs[vo + d];
-                }
-            }
-            float inv = 1.0f / sum;
-            for (int d = 0; d < headSize; d++) {
-                o[oo + d] *= inv;
-            }
-            l[row * nHeads + h] = max + (float) Math.log(sum);
+            l[row * nHeads + h] = attendOne(qs, qo, ks, vs, bases[g], 0, len, headSize, scale, o, qo);
         });
+    }
+
+    private static int[] rowOffsets(int firstRow, int n, int width) {
+        int[] base = new int[n];
+        for (int t = 0; t < n; t++) {
+            base[t] = (firstRow + t) * width;
+        }
+        return base;
     }
 
     @Override

@@ -71,6 +71,10 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     private transient BlockAllocator[] allocators;
     private transient Map<Long, Set<Integer>> inFlight;
     private transient Map<Long, Boolean> inFlightIsPrefill;
+    /** Per iteration in flight: issue time, rows, and the sums of what its shards reported. */
+    private transient Map<Long, double[]> inFlightStats;
+    private transient org.apache.flink.metrics.Histogram decodeWallMs;
+    private transient org.apache.flink.metrics.Histogram decodeOverheadMs;
     private transient Map<Integer, List<String>> released;
     private transient Segmenter segmenter;
     private transient long nextIteration;
@@ -96,6 +100,10 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         }
         inFlight = new HashMap<>();
         inFlightIsPrefill = new HashMap<>();
+        inFlightStats = new HashMap<>();
+        decodeWallMs = getMetricGroup().histogram("decodeStepWallMs", new org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram(1000));
+        decodeOverheadMs = getMetricGroup().histogram("decodeStepOverheadMs", new org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram(1000));
+        getMetricGroup().gauge("iterationsInFlight", () -> inFlightStats.size());
         released = new HashMap<>();
         segmenter = new Segmenter(config, settings.minSegment());
         nextIteration = (System.nanoTime() & 0x7fffffffL) << 24;
@@ -197,9 +205,24 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
             }
         }
         waiting.remove(r.shard);
+        double[] st = inFlightStats.get(r.iteration);
+        if (st != null) {
+            st[2] = Math.max(st[2], r.computeSeconds * 1e3);
+            st[3] = Math.max(st[3], r.waitSeconds * 1e3);
+            st[4] += r.bytesSent;
+        }
         if (waiting.isEmpty()) {
             inFlight.remove(r.iteration);
-            inFlightIsPrefill.remove(r.iteration);
+            boolean prefill = inFlightIsPrefill.remove(r.iteration);
+            if (st != null) {
+                inFlightStats.remove(r.iteration);
+                double wall = (System.nanoTime() - st[0]) / 1e6;
+                StepTimings.record(settings.runtimeId(), new StepTimings.Step(prefill, (int) st[1], wall, st[2], st[3], (long) st[4]));
+                if (!prefill) {
+                    decodeWallMs.update(Math.round(wall * 1000));
+                    decodeOverheadMs.update(Math.round(Math.max(0, wall - st[2]) * 1000));
+                }
+            }
         }
         schedule();
     }
@@ -312,6 +335,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
             requests.put(id, r);
             inFlight.put(iteration, shards);
             inFlightIsPrefill.put(iteration, true);
+            inFlightStats.put(iteration, new double[] {System.nanoTime(), n, 0, 0, 0});
         } catch (Exception e) {
             throw new IllegalStateException("Scheduling the prefill of " + id + " failed", e);
         }
@@ -354,6 +378,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         }
         inFlight.put(iteration, new HashSet<>(perShard.keySet()));
         inFlightIsPrefill.put(iteration, false);
+        inFlightStats.put(iteration, new double[] {System.nanoTime(), decoding.size(), 0, 0, 0});
     }
 
     /** Index (into peers) of the shard that stores the next token's KV, growing its block table if needed; -1 if none can. */
@@ -424,8 +449,11 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
                 if (pass == 0 ? !partial : r.phase != RequestState.WAITING) {
                     continue;
                 }
-                if (pass == 1 && !placeOnWorker(e.getKey(), r)) {
-                    continue;
+                if (pass == 1) {
+                    int target = mostFreeWorker();
+                    if (budget[target] <= 0 || !placeOnWorker(target, r)) {
+                        continue;
+                    }
                 }
                 int worker = r.peers[0];
                 if (budget[worker] <= 0) {
@@ -456,15 +484,26 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         }
         inFlight.put(iteration, new HashSet<>(perShard.keySet()));
         inFlightIsPrefill.put(iteration, false);
+        int rows = 0;
+        for (List<SeqWork> l : perShard.values()) {
+            for (SeqWork w : l) {
+                rows += w.rows();
+            }
+        }
+        inFlightStats.put(iteration, new double[] {System.nanoTime(), rows, 0, 0, 0});
     }
 
-    private boolean placeOnWorker(String id, RequestState r) {
+    private int mostFreeWorker() {
         int best = 0;
         for (int s = 1; s < allocators.length; s++) {
             if (allocators[s].freeBlocks() > allocators[best].freeBlocks()) {
                 best = s;
             }
         }
+        return best;
+    }
+
+    private boolean placeOnWorker(int best, RequestState r) {
         int need = r.history().length + r.request.maxTokens - r.generated.length;
         int[] table = allocators[best].allocate(allocators[best].blocksFor(need));
         if (table == null) {
