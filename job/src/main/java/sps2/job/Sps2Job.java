@@ -69,32 +69,52 @@ public final class Sps2Job {
                 .uid("scheduler").setParallelism(1).setMaxParallelism(1);
         steps.getTransformation().setCoLocationGroupKey("sps2-scheduler");
 
+        // sps2 mode runs two pipelines of stage operators on every shard, one for prefill iterations and one for
+        // decode iterations: separate tasks (threads, and CUDA streams) over the same model and KV pool, so a
+        // decode step never waits behind a long prefill. Sarathi mixes both in one iteration on one pipeline.
+        SingleOutputStreamOperator<StageMsg> decode = stages(steps, settings, "", layers, shardKeys);
+        DataStream<TokenEvent> stageTokens = decode.getSideOutput(LayerStage.TOKENS);
+        DataStream<StepResult> results = decode.getSideOutput(LayerStage.RESULTS);
+        if (!settings.sarathi()) {
+            SingleOutputStreamOperator<StageMsg> prefill = stages(steps.getSideOutput(SchedulerOperator.PREFILL_STEPS), settings, "prefill-",
+                    layers, shardKeys);
+            stageTokens = stageTokens.union(prefill.getSideOutput(LayerStage.TOKENS));
+            results = results.union(prefill.getSideOutput(LayerStage.RESULTS));
+        }
+
+        DataStream<TokenEvent> tokens = stageTokens
+                .union(admitted.getSideOutput(RequestPreparer.ERRORS), steps.getSideOutput(SchedulerOperator.REJECTIONS));
+        tokens.sinkTo(io.tokenSink()).uid("token-sink").name("tokens to Kafka").setParallelism(1);
+
+        SingleOutputStreamOperator<Void> tail = results.keyBy(r -> 0, Types.INT).process(new FeedbackTail(settings.runtimeId()))
+                .returns(Types.VOID).uid("feedback-tail").name("feedback to scheduler").setParallelism(1).setMaxParallelism(1);
+        tail.getTransformation().setCoLocationGroupKey("sps2-scheduler");
+    }
+
+    /** One pipeline of stage operators, stage 0 .. L, one subtask per shard. */
+    private static SingleOutputStreamOperator<StageMsg> stages(DataStream<StageMsg> steps, JobSettings settings, String prefix, int layers,
+            int[] shardKeys) {
         // Stage-to-stage records only cross shards in sequence-parallel mode with more than one shard. Otherwise
         // every record stays on its shard, so the edge is a forward one (re-read as keyed for the KV state) and
         // Flink chains all stages of a shard into one task: no hop, no serialization.
         boolean crossShard = !settings.sarathi() && settings.shards() > 1;
-        SingleOutputStreamOperator<StageMsg> stage = steps;
+        DataStream<StageMsg> stream = steps;
+        SingleOutputStreamOperator<StageMsg> stage = null;
         for (int s = 0; s <= layers; s++) {
             KeyedStream<StageMsg, Integer> in = s == 0 || crossShard
-                    ? stage.keyBy(m -> shardKeys[m.targetShard], Types.INT)
-                    : DataStreamUtils.reinterpretAsKeyedStream(stage, m -> shardKeys[m.targetShard], Types.INT);
+                    ? stream.keyBy(m -> shardKeys[m.targetShard], Types.INT)
+                    : DataStreamUtils.reinterpretAsKeyedStream(stream, m -> shardKeys[m.targetShard], Types.INT);
+            String what = s == 0 ? "embed, project layer 0" : s == layers ? "finish layer " + (s - 1) + ", sample"
+                    : "finish layer " + (s - 1) + ", project layer " + s;
             stage = in.process(new LayerStage(settings, s, layers, shardKeys))
                     .returns(StageMsg.class)
-                    .uid("stage-" + s)
-                    .name(s == 0 ? "stage 0: embed, project layer 0" : s == layers ? "stage " + s + ": finish layer " + (s - 1) + ", sample"
-                            : "stage " + s + ": finish layer " + (s - 1) + ", project layer " + s)
+                    .uid(prefix + "stage-" + s)
+                    .name(prefix + "stage " + s + ": " + what)
                     .setParallelism(settings.shards())
                     .setMaxParallelism(MAX_PARALLELISM);
             stage.getTransformation().setCoLocationGroupKey("sps2-shards");
+            stream = stage;
         }
-
-        DataStream<TokenEvent> tokens = stage.getSideOutput(LayerStage.TOKENS)
-                .union(admitted.getSideOutput(RequestPreparer.ERRORS), steps.getSideOutput(SchedulerOperator.REJECTIONS));
-        tokens.sinkTo(io.tokenSink()).uid("token-sink").name("tokens to Kafka").setParallelism(1);
-
-        DataStream<StepResult> results = stage.getSideOutput(LayerStage.RESULTS);
-        SingleOutputStreamOperator<Void> tail = results.keyBy(r -> 0, Types.INT).process(new FeedbackTail(settings.runtimeId()))
-                .returns(Types.VOID).uid("feedback-tail").name("feedback to scheduler").setParallelism(1).setMaxParallelism(1);
-        tail.getTransformation().setCoLocationGroupKey("sps2-scheduler");
+        return stage;
     }
 }

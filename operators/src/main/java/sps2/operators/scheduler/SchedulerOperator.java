@@ -57,10 +57,13 @@ import sps2.schemas.TokenEvent;
  * restored. After a restore every active request is prefilled again from its history, which reproduces
  * the same next tokens because sampling depends only on (seed, position).
  */
+@SuppressWarnings("unchecked")
 public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         implements OneInputStreamOperator<Admitted, StageMsg>, Triggerable<Integer, VoidNamespace> {
     private static final Logger LOG = LoggerFactory.getLogger(SchedulerOperator.class);
     public static final OutputTag<TokenEvent> REJECTIONS = new OutputTag<>("rejections", TypeInformation.of(TokenEvent.class));
+    /** sps2 mode: prefill iterations go to their own pipeline of stage operators, so decode never queues behind them. */
+    public static final OutputTag<StageMsg> PREFILL_STEPS = new OutputTag<>("prefill-steps", TypeInformation.of(StageMsg.class));
     private static final long WATCHDOG_MS = 100;
 
     private final JobSettings settings;
@@ -75,7 +78,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     private transient Map<Long, double[]> inFlightStats;
     private transient org.apache.flink.metrics.Histogram decodeWallMs;
     private transient org.apache.flink.metrics.Histogram decodeOverheadMs;
-    private transient Map<Integer, List<String>> released;
+    /** Finished requests not yet told to each shard, per stage pipeline (0: decode or mixed, 1: prefill). */
+    private transient Map<Integer, List<String>>[] released;
     private transient Segmenter segmenter;
     private transient long nextIteration;
     private transient long arrivals;
@@ -104,7 +108,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         decodeWallMs = getMetricGroup().histogram("decodeStepWallMs", new org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram(1000));
         decodeOverheadMs = getMetricGroup().histogram("decodeStepOverheadMs", new org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram(1000));
         getMetricGroup().gauge("iterationsInFlight", () -> inFlightStats.size());
-        released = new HashMap<>();
+        released = new Map[] {new HashMap<>(), new HashMap<>()};
         segmenter = new Segmenter(config, settings.minSegment());
         nextIteration = (System.nanoTime() & 0x7fffffffL) << 24;
         restoredStatePending = true;
@@ -230,7 +234,9 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     private void finish(String id, RequestState s) throws Exception {
         for (int i = 0; i < s.peers.length; i++) {
             allocators[s.peers[i]].release(s.blockTables[i]);
-            released.computeIfAbsent(s.peers[i], k -> new ArrayList<>()).add(id);
+            for (Map<Integer, List<String>> pipeline : released) {
+                pipeline.computeIfAbsent(s.peers[i], k -> new ArrayList<>()).add(id);
+            }
         }
         requests.remove(id);
     }
@@ -553,8 +559,13 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         step.prefill = prefill;
         step.seqs = seqs;
         step.issuedAtMs = System.currentTimeMillis();
-        List<String> rel = released.remove(shard);
+        boolean prefillPipeline = prefill && !settings.sarathi();
+        List<String> rel = released[prefillPipeline ? 1 : 0].remove(shard);
         step.released = rel == null ? new String[0] : rel.toArray(new String[0]);
-        output.collect(new StreamRecord<>(StageMsg.step(step)));
+        if (prefillPipeline) {
+            output.collect(PREFILL_STEPS, new StreamRecord<>(StageMsg.step(step)));
+        } else {
+            output.collect(new StreamRecord<>(StageMsg.step(step)));
+        }
     }
 }
