@@ -142,7 +142,12 @@ public final class DemoCommand implements Callable<Integer> {
         double ttft = (t[0] - sentNanos) / 1e6;
         double meanTbt = t.length > 1 ? (t[t.length - 1] - t[0]) / 1e6 / (t.length - 1) : 0;
         double tokensPerSecond = t.length > 1 ? (t.length - 1) / ((t[t.length - 1] - t[0]) / 1e9) : 0;
-        System.err.printf("%d tokens (%s): TTFT %.1f ms, mean TBT %.2f ms, %.1f tokens/s, %d replayed duplicates%n", t.length,
-                r.finishReason().toString().toLowerCase(), ttft, meanTbt, tokensPerSecond, r.duplicates());
+        org.HdrHistogram.Histogram tbt = new org.HdrHistogram.Histogram(3);
+        for (int i = 1; i < t.length; i++) {
+            tbt.recordValue(Math.max(1, (t[i] - t[i - 1]) / 1000));
+        }
+        System.err.printf("%d tokens (%s): TTFT %.1f ms, TBT mean %.2f / p50 %.2f / p99 %.2f ms, %.1f tokens/s, %d replayed duplicates%n", t.length,
+                r.finishReason().toString().toLowerCase(), ttft, meanTbt, tbt.getValueAtPercentile(50) / 1e3, tbt.getValueAtPercentile(99) / 1e3,
+                tokensPerSecond, r.duplicates());
     }
 }
