@@ -31,7 +31,7 @@ if [[ $mode == pack ]]; then
   cp "$junit" "$carry/lib/"
   if [[ ! -f $carry/jre.tar.xz ]]; then
     tmp=$(mktemp -d)
-    jlink --add-modules java.base,java.logging,java.management,java.xml,java.scripting,java.naming,jdk.unsupported,jdk.incubator.vector,jdk.management \
+    jlink --add-modules java.base,java.logging,java.management,java.xml,java.scripting,java.naming,jdk.unsupported,jdk.incubator.vector,jdk.management,jdk.zipfs \
       --strip-debug --no-header-files --no-man-pages --compress=2 --output "$tmp/jre"
     tar -C "$tmp" -cJf "$carry/jre.tar.xz" jre
     rm -rf "$tmp"
@@ -54,7 +54,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,
 $java -version 2>&1 | head -1
 if [[ $scope != bench ]]; then
   $java -Dsps2.cuda.syncEachLaunch=false -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
-    --select-package sps2.gpu.cuda --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true
+    --select-class sps2.gpu.cuda.CudaBackendTest --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true
 fi
 set +e
 $java -cp "$cp_" sps2.gpu.cuda.CudaBench "$scope" "$filter" 2>&1 | tee "$out/ours.tsv" | grep -v "^BENCH"

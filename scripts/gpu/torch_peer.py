@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 INNER, REPS = 10, 9
 quick = len(sys.argv) > 1 and sys.argv[1] == "quick"
-only = sys.argv[2].split(",") if len(sys.argv) > 2 else []
+only = [s for s in sys.argv[2].split(",") if s] if len(sys.argv) > 2 else []
 dev = "cuda"
 torch.manual_seed(0)
 

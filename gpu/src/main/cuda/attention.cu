@@ -18,7 +18,14 @@ __device__ __forceinline__ long key_elem(const int* tables, int toff, int bs, in
     return ((long)g * maxLen + t) * rowStride;
 }
 
-__device__ __forceinline__ float rescale(float m, float mn) { return m == -INFINITY ? 0.f : exp2f(m - mn); }
+// 2^x on the special-function unit (flushes denormals; 2^-inf = 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ float rescale(float m, float mn) { return m == -INFINITY ? 0.f : fast_exp2(m - mn); }
 
 // ---------------------------------------------------------------------------------------------
 // Row kernel: one block (4 warps) per (query row, KV head, key split); the G query heads of the KV
@@ -56,38 +63,48 @@ __device__ __forceinline__ void attn_rows(void* out, int odt, float* lse, float*
         l[gi] = 0.f;
     }
 
-    for (int t0 = start + warp * KPW; t0 < end; t0 += 4 * KPW) {
-        int t = t0 + sub;
-        bool valid = t < end;
-        uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-        if (valid) {
-            long e = key_elem(tables, toff, bs, rowStride, maxLen, g, D, t) + part * 8;
-            kv = __ldg(reinterpret_cast<const uint4*>(kp + e));
-            vv = __ldg(reinterpret_cast<const uint4*>(vp + e));
+    // U key groups per warp are loaded before any is used, so that U loads per lane are in flight.
+    constexpr int U = 4;
+    for (int t0 = start + warp * KPW; t0 < end; t0 += 4 * KPW * U) {
+        uint4 kv[U], vv[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int t = t0 + u * 4 * KPW + sub;
+            kv[u] = make_uint4(0, 0, 0, 0);
+            vv[u] = make_uint4(0, 0, 0, 0);
+            if (t < end) {
+                long e = key_elem(tables, toff, bs, rowStride, maxLen, g, D, t) + part * 8;
+                kv[u] = __ldg(reinterpret_cast<const uint4*>(kp + e));
+                vv[u] = __ldg(reinterpret_cast<const uint4*>(vp + e));
+            }
         }
-        float kf[8], vf[8];
-        unpack8(kv, kf);
-        unpack8(vv, vf);
-        float s[G];
 #pragma unroll
-        for (int gi = 0; gi < G; gi++) {
-            float d = 0.f;
-#pragma unroll
-            for (int e = 0; e < 8; e++) d = fmaf(qf[gi][e], kf[e], d);
-#pragma unroll
-            for (int o = 1; o < L; o <<= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-            s[gi] = d;
-        }
-        if (valid) {
+        for (int u = 0; u < U; u++) {
+            bool valid = t0 + u * 4 * KPW + sub < end;
+            float kf[8], vf[8];
+            unpack8(kv[u], kf);
+            unpack8(vv[u], vf);
+            float s[G];
 #pragma unroll
             for (int gi = 0; gi < G; gi++) {
-                float mn = fmaxf(m[gi], s[gi]);
-                float c = rescale(m[gi], mn);
-                float p = exp2f(s[gi] - mn);
-                l[gi] = l[gi] * c + p;
+                float d = 0.f;
 #pragma unroll
-                for (int e = 0; e < 8; e++) acc[gi][e] = fmaf(p, vf[e], acc[gi][e] * c);
-                m[gi] = mn;
+                for (int e = 0; e < 8; e++) d = fmaf(qf[gi][e], kf[e], d);
+#pragma unroll
+                for (int o = 1; o < L; o <<= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                s[gi] = d;
+            }
+            if (valid) {
+#pragma unroll
+                for (int gi = 0; gi < G; gi++) {
+                    float mn = fmaxf(m[gi], s[gi]);
+                    float c = rescale(m[gi], mn);
+                    float p = fast_exp2(s[gi] - mn);
+                    l[gi] = l[gi] * c + p;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc[gi][e] = fmaf(p, vf[e], acc[gi][e] * c);
+                    m[gi] = mn;
+                }
             }
         }
     }
@@ -320,7 +337,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
             for (int n = 0; n < 8; n++) {
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    float p = exp2f(sc[n][2 * hh + e] - base);
+                    float p = fast_exp2(sc[n][2 * hh + e] - base);
                     sc[n][2 * hh + e] = p;
                     sum += p;
                 }

@@ -77,7 +77,15 @@ public final class CudaBackend implements Backend {
 
     /** Tensor-core GEMM kernels: name, tile rows, tile cols, threads, dynamic shared bytes. */
     record GemmKernel(String name, int bm, int bn, int threads, int smem) {
+        boolean hopper() {
+            return name.startsWith("wgmma");
+        }
     }
+
+    /** wgmma kernels (sm_90a module), used only where that module loads and passes the start-up check. */
+    static final List<GemmKernel> WGMMAS = List.of(
+            new GemmKernel("wgmma_128x256", 128, 256, 256, 4 * (128 + 256) * 128),
+            new GemmKernel("wgmma_128x128", 128, 128, 256, 5 * (128 + 128) * 128));
 
     static final List<GemmKernel> GEMMS = List.of(
             new GemmKernel("gemm_128x256", 128, 256, 256, 3 * (128 + 256) * 128),
@@ -102,6 +110,7 @@ public final class CudaBackend implements Backend {
     private final List<CUstream> streams = new ArrayList<>();
     private final ThreadLocal<CUstream> threadStream = new ThreadLocal<>();
     private volatile boolean closed;
+    private final boolean hopper;
 
     // ---- availability ----
 
@@ -185,6 +194,7 @@ public final class CudaBackend implements Backend {
         for (GemmKernel g : GEMMS) {
             cuFuncSetAttribute(fn(g.name()), CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, g.smem());
         }
+        this.hopper = loadHopperKernels();
         for (int d : new int[] {64, 128}) {
             for (int nw : new int[] {4, 8}) {
                 cuFuncSetAttribute(fn(prefillName(d, nw)), CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
@@ -193,6 +203,79 @@ public final class CudaBackend implements Backend {
         }
         LOG.info("Opened CUDA device {} ({}, {} multiprocessors); loading the kernels took {} ms.", ordinal, deviceName, smCount,
                 (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    /**
+     * Loads the sm_90a module (wgmma GEMM) on compute capability 9.0 devices and checks it once against the
+     * mma.sync kernel on random data; any failure leaves the portable kernels in charge.
+     */
+    private boolean loadHopperKernels() {
+        int[] major = {0};
+        cuDeviceGetAttribute(major, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device);
+        String m = "gemm_sm90a";
+        if (major[0] != 9 || CudaBackend.class.getResource(ptxResource(m)) == null) {
+            return false;
+        }
+        try {
+            CUmodule module = new CUmodule();
+            cuModuleLoadData(module, readPtx(m));
+            modules.add(module);
+            for (GemmKernel g : WGMMAS) {
+                CUfunction fn = new CUfunction();
+                cuModuleGetFunction(fn, module, g.name());
+                cuFuncSetAttribute(fn, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, g.smem());
+                functions.put(g.name(), fn);
+            }
+            java.util.Random r = new java.util.Random(1);
+            int mm = 200, n = 384, k = 320;
+            float[] x = new float[mm * k], w = new float[n * k];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) r.nextGaussian();
+            }
+            for (int i = 0; i < w.length; i++) {
+                w[i] = (float) r.nextGaussian();
+            }
+            try (Tensor xt = allocate(mm, k); Tensor wt = upload(HostTensor.ofFloats("check", w, n, k)); Tensor ref = allocateFloat(mm, n);
+                    Tensor got = allocateFloat(mm, n)) {
+                write(xt, 0, x, 0, mm);
+                matmul(ref, xt, wt, mm, "gemm_128x128", 1);
+                float[] a = new float[mm * n], b = new float[mm * n];
+                read(ref, 0, a, 0, mm);
+                for (GemmKernel g : WGMMAS) {
+                    fill(got, Float.NaN);
+                    matmul(got, xt, wt, mm, g.name(), 1);
+                    read(got, 0, b, 0, mm);
+                    double num = 0, den = 0;
+                    for (int i = 0; i < a.length; i++) {
+                        num += (a[i] - b[i]) * (double) (a[i] - b[i]);
+                        den += a[i] * (double) a[i];
+                    }
+                    if (!(num <= 1e-8 * den)) {
+                        LOG.warn("The Hopper GEMM kernel {} disagrees with the portable one (relative error {}); using the portable kernels.",
+                                g.name(), Math.sqrt(num / den));
+                        return false;
+                    }
+                }
+            }
+            return true;
+        } catch (RuntimeException e) {
+            LOG.warn("The Hopper (sm_90a) kernels could not be loaded; using the portable kernels.", e);
+            return false;
+        }
+    }
+
+    /** Whether the wgmma GEMM kernels are in use. */
+    public boolean hopperKernels() {
+        return hopper;
+    }
+
+    /** The tensor-core GEMM kernels this device runs. */
+    List<GemmKernel> gemmKernels() {
+        List<GemmKernel> all = new ArrayList<>(GEMMS);
+        if (hopper) {
+            all.addAll(WGMMAS);
+        }
+        return all;
     }
 
     private static byte[] readPtx(String module) {
@@ -626,7 +709,7 @@ public final class CudaBackend implements Backend {
     }
 
     static GemmKernel gemmKernel(String name) {
-        for (GemmKernel g : GEMMS) {
+        for (GemmKernel g : java.util.stream.Stream.concat(GEMMS.stream(), WGMMAS.stream()).toList()) {
             if (g.name().equals(name)) {
                 return g;
             }
@@ -636,7 +719,9 @@ public final class CudaBackend implements Backend {
 
     /** The largest tile that still gives every multiprocessor a block. */
     GemmKernel chooseGemm(int m, int n) {
-        for (GemmKernel g : List.of(GEMMS.get(0), GEMMS.get(2), GEMMS.get(3), GEMMS.get(4))) {
+        List<GemmKernel> order = hopper ? List.of(WGMMAS.get(0), WGMMAS.get(1), GEMMS.get(3), GEMMS.get(4))
+                : List.of(GEMMS.get(0), GEMMS.get(2), GEMMS.get(3), GEMMS.get(4));
+        for (GemmKernel g : order) {
             long b = (long) blocks(m, g.bm()) * blocks(n, g.bn());
             if (b >= smCount) {
                 return g;
@@ -727,7 +812,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Warps per block of the prefill kernel (query tile = 16 rows per warp); the benchmark may change it. */
-    volatile int prefillWarps = 4;
+    volatile int prefillWarps = 8;
 
     private static final int[] ROW_HEAD_SIZES = {8, 16, 32, 64, 128};
 

@@ -286,7 +286,7 @@ class CudaBackendTest {
 
     @Test
     void everyGemmKernelAndSplitK() {
-        for (CudaBackend.GemmKernel g : CudaBackend.GEMMS) {
+        for (CudaBackend.GemmKernel g : be.gemmKernels()) {
             checkMatmul(200, 392, 328, g.name(), 1);
             checkMatmul(33, 264, 1024, g.name(), 5);
         }
@@ -295,6 +295,17 @@ class CudaBackendTest {
     }
 
     // ---- KV pool and attention ----
+
+    @Test
+    void hopperGemmIsInUseOnHopper() {
+        int[] major = {0};
+        jcuda.driver.CUdevice dev = new jcuda.driver.CUdevice();
+        jcuda.driver.JCudaDriver.cuDeviceGet(dev, 0);
+        jcuda.driver.JCudaDriver.cuDeviceGetAttribute(major, jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
+        assumeTrue(major[0] == 9, "not a Hopper GPU");
+        assertTrue(be.hopperKernels(), "the wgmma GEMM passed its start-up check against the mma.sync kernel");
+        checkMatmul(1000, 2048, 512, null, 0);
+    }
 
     @Test
     void kvWriteThenReadRoundTrips() {
@@ -371,6 +382,7 @@ class CudaBackendTest {
             qStart[i] = rows;
             rows += qLens[i];
         }
+        int previousWarps = be.prefillWarps;
         be.prefillWarps = prefillWarps;
         try (KvPool pool = be.allocateKvPool(2, kvDim, totalBlocks + 3, blockSize)) {
             float[][][] keys = new float[s][][], vals = new float[s][][];
@@ -419,7 +431,7 @@ class CudaBackendTest {
             out.close();
             lse.close();
         } finally {
-            be.prefillWarps = 4;
+            be.prefillWarps = previousWarps;
         }
     }
 
