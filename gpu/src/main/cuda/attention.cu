@@ -215,13 +215,13 @@ extern "C" __global__ void attn_merge_splits(void* out, int odt, float* lse, con
 template <int D>
 __device__ __forceinline__ int aswz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 
-template <int D, int NW>
+template <int D, int NW, int BKV>
 __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, const bf16* q, const int* tSeq,
                                              const int* tQ0, const int* qStart, const int* qLen, const int* kvLen,
                                              const bf16* kp, const bf16* vp, const int* tables, const int* tableOff,
                                              int bs, int rowStride, int maxLen, const int* lens, int nHeads,
                                              int nKvHeads, float scaleLog2) {
-    constexpr int BQ = 16 * NW, BKV = 64, CH = D / 8, THREADS = NW * 32;
+    constexpr int BQ = 16 * NW, CH = D / 8, THREADS = NW * 32, NT8 = BKV / 8;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* sQ = reinterpret_cast<bf16*>(smem_raw);
     bf16* sK = sQ + BQ * D;      // [2][BKV][D]
@@ -293,15 +293,15 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
         const bf16* cK = sK + (j & 1) * BKV * D;
         const bf16* cV = sV + (j & 1) * BKV * D;
 
-        float sc[8][4];
+        float sc[NT8][4];
 #pragma unroll
-        for (int n = 0; n < 8; n++)
+        for (int n = 0; n < NT8; n++)
 #pragma unroll
             for (int e = 0; e < 4; e++) sc[n][e] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
 #pragma unroll
-            for (int n2 = 0; n2 < 4; n2++) {
+            for (int n2 = 0; n2 < NT8 / 2; n2++) {
                 uint32_t b0, b1, b2, b3;
                 int r = n2 * 16 + (lane & 7) + ((lane >> 4) << 3);
                 ldmatrix_x4(smem_u32(cK + aswz<D>(r, kk * 2 + ((lane >> 3) & 1))), b0, b1, b2, b3);
@@ -316,12 +316,13 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
 #pragma unroll
         for (int hh = 0; hh < 2; hh++) {
             int lim = causal ? offset + q0 + r0 + hh * 8 : kl - 1;  // last visible key
+            // Max over raw scores (the scale is positive), then p = 2^(s * scale - max) in one FMA + ex2.
             float mx = -INFINITY;
 #pragma unroll
-            for (int n = 0; n < 8; n++) {
+            for (int n = 0; n < NT8; n++) {
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    float v = sc[n][2 * hh + e] * scaleLog2;
+                    float v = sc[n][2 * hh + e];
                     if (needMask && kBase + n * 8 + (lane & 3) * 2 + e > lim) v = -INFINITY;
                     sc[n][2 * hh + e] = v;
                     mx = fmaxf(mx, v);
@@ -329,15 +330,15 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
             }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            float mn = fmaxf(mrow[hh], mx);
+            float mn = fmaxf(mrow[hh], mx * scaleLog2);
             float base = mn == -INFINITY ? 0.f : mn;
             float c = rescale(mrow[hh], mn);
             float sum = 0.f;
 #pragma unroll
-            for (int n = 0; n < 8; n++) {
+            for (int n = 0; n < NT8; n++) {
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    float p = fast_exp2(sc[n][2 * hh + e] - base);
+                    float p = fast_exp2(fmaf(sc[n][2 * hh + e], scaleLog2, -base));
                     sc[n][2 * hh + e] = p;
                     sum += p;
                 }
@@ -396,16 +397,17 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
     }
 }
 
-#define PREFILL_KERNEL(D, NW)                                                                                    \
-    extern "C" __global__ void __launch_bounds__(NW * 32) attn_prefill_d##D##_w##NW(                             \
+#define PREFILL_KERNEL(D, NW, BKV, NAME)                                                                         \
+    extern "C" __global__ void __launch_bounds__(NW * 32) NAME(                                                  \
         void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0, const int* qStart,       \
         const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp, const int* tables,                    \
         const int* tableOff, int bs, int rowStride, int maxLen, const int* lens, int nHeads, int nKvHeads,       \
         float scaleLog2) {                                                                                       \
-        attn_prefill<D, NW>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
+        attn_prefill<D, NW, BKV>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
                             rowStride, maxLen, lens, nHeads, nKvHeads, scaleLog2);                               \
     }
-PREFILL_KERNEL(64, 4)
-PREFILL_KERNEL(64, 8)
-PREFILL_KERNEL(128, 4)
-PREFILL_KERNEL(128, 8)
+PREFILL_KERNEL(64, 4, 64, attn_prefill_d64_w4)
+PREFILL_KERNEL(64, 8, 64, attn_prefill_d64_w8)
+PREFILL_KERNEL(64, 8, 128, attn_prefill_d64_w8_k128)
+PREFILL_KERNEL(128, 4, 64, attn_prefill_d128_w4)
+PREFILL_KERNEL(128, 8, 64, attn_prefill_d128_w8)

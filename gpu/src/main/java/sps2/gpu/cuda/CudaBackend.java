@@ -196,9 +196,10 @@ public final class CudaBackend implements Backend {
         }
         this.hopper = loadHopperKernels();
         for (int d : new int[] {64, 128}) {
-            for (int nw : new int[] {4, 8}) {
-                cuFuncSetAttribute(fn(prefillName(d, nw)), CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                        prefillSmem(d, nw));
+            for (PrefillKernel k : PREFILLS) {
+                if (hasPrefill(d, k)) {
+                    cuFuncSetAttribute(fn(k.name(d)), CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, k.smem(d));
+                }
             }
         }
         LOG.info("Opened CUDA device {} ({}, {} multiprocessors); loading the kernels took {} ms.", ordinal, deviceName, smCount,
@@ -717,11 +718,30 @@ public final class CudaBackend implements Backend {
         throw new IllegalArgumentException("No GEMM kernel " + name);
     }
 
-    /** The largest tile that still gives every multiprocessor a block. */
+    /**
+     * Prefill-sized products: the tile with the least estimated time, counted as waves of blocks over the
+     * multiprocessors times the tile area (larger tile first on ties). Decode-sized products (m <= 128):
+     * small tiles plus split-K ({@link #chooseSplits}).
+     */
     GemmKernel chooseGemm(int m, int n) {
-        List<GemmKernel> order = hopper ? List.of(WGMMAS.get(0), WGMMAS.get(1), GEMMS.get(3), GEMMS.get(4))
-                : List.of(GEMMS.get(0), GEMMS.get(2), GEMMS.get(3), GEMMS.get(4));
-        for (GemmKernel g : order) {
+        if (m > 128) {
+            List<GemmKernel> order = hopper ? WGMMAS : List.of(GEMMS.get(0), GEMMS.get(2), GEMMS.get(3));
+            GemmKernel best = null;
+            long bestCost = Long.MAX_VALUE;
+            for (GemmKernel g : order) {
+                long b = (long) blocks(m, g.bm()) * blocks(n, g.bn());
+                long cost = (b + smCount - 1) / smCount * g.bm() * g.bn();
+                if (cost < bestCost) {
+                    best = g;
+                    bestCost = cost;
+                }
+            }
+            return best;
+        }
+        if (m > 64) {
+            return GEMMS.get(3);
+        }
+        for (GemmKernel g : List.of(GEMMS.get(3), GEMMS.get(4))) {
             long b = (long) blocks(m, g.bm()) * blocks(n, g.bn());
             if (b >= smCount) {
                 return g;
@@ -803,16 +823,39 @@ public final class CudaBackend implements Backend {
 
     // ---- attention ----
 
-    static String prefillName(int d, int nw) {
-        return "attn_prefill_d" + d + "_w" + nw;
+    /** A prefill attention kernel: name suffix, warps (16 query rows each), keys per tile. */
+    record PrefillKernel(String variant, int warps, int keys) {
+        String name(int d) {
+            return "attn_prefill_d" + d + "_" + variant;
+        }
+
+        int smem(int d) {
+            return (16 * warps * d + 4 * keys * d) * 2;
+        }
+
+        int rows() {
+            return 16 * warps;
+        }
     }
 
-    static int prefillSmem(int d, int nw) {
-        return (16 * nw * d + 4 * 64 * d) * 2;
+    static final List<PrefillKernel> PREFILLS = List.of(new PrefillKernel("w4", 4, 64), new PrefillKernel("w8", 8, 64),
+            new PrefillKernel("w8_k128", 8, 128));
+
+    static boolean hasPrefill(int d, PrefillKernel k) {
+        return d == 64 || (d == 128 && k.keys() == 64);
     }
 
-    /** Warps per block of the prefill kernel (query tile = 16 rows per warp); the benchmark may change it. */
-    volatile int prefillWarps = 8;
+    /** The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. */
+    volatile String prefillVariant = "w8";
+
+    private PrefillKernel prefillKernel(int d) {
+        for (PrefillKernel k : PREFILLS) {
+            if (k.variant().equals(prefillVariant) && hasPrefill(d, k)) {
+                return k;
+            }
+        }
+        return PREFILLS.get(1);
+    }
 
     private static final int[] ROW_HEAD_SIZES = {8, 16, 32, 64, 128};
 
@@ -827,9 +870,10 @@ public final class CudaBackend implements Backend {
         checkAttention(o, l, qq, nHeads, nKvHeads, headSize);
         need(p.kvDim() == nKvHeads * headSize, "attention: the KV pool holds " + p.kvDim() + " values per slot, not nKvHeads * headSize");
         boolean fast = (headSize == 64 || headSize == 128) && qq.dtype() == CudaTensor.DType.BF16;
-        int kind = CudaPrepared.tileKind(16 * prefillWarps);
+        PrefillKernel pk = prefillKernel(headSize);
+        int kind = CudaPrepared.tileKind(pk.rows());
         if (fast && b.tiles(kind) > 0) {
-            launch(prefillName(headSize, prefillWarps), nHeads, b.tiles(kind), 1, 32 * prefillWarps, prefillSmem(headSize, prefillWarps),
+            launch(pk.name(headSize), nHeads, b.tiles(kind), 1, 32 * pk.warps(), pk.smem(headSize),
                     o.ptr(), o.dtype().code, l.ptr(), qq.ptr(), b.tSeq(kind), b.tQ0(kind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer),
                     b.tables(), b.tableOff(), p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, scaleLog2(headSize));
         }
@@ -864,7 +908,8 @@ public final class CudaBackend implements Backend {
             maxLen = Math.max(maxLen, len);
         }
         boolean fast = (headSize == 64 || headSize == 128) && qq.dtype() == CudaTensor.DType.BF16 && n >= CudaPrepared.TILE_MIN_ROWS;
-        int bq = 16 * prefillWarps;
+        PrefillKernel pk = prefillKernel(headSize);
+        int bq = pk.rows();
         int tiles = fast ? (n + bq - 1) / bq : 0;
         // ints: lens[nKv] qStart[1] qLen[1] tSeq[tiles] tQ0[tiles]
         int[] ints = new int[nKvHeads + 2 + 2 * tiles];
@@ -877,7 +922,7 @@ public final class CudaBackend implements Backend {
             CUdeviceptr lens = dev.ptr();
             if (fast) {
                 CUdeviceptr base = dev.ptr();
-                launch(prefillName(headSize, prefillWarps), nHeads, tiles, 1, 32 * prefillWarps, prefillSmem(headSize, prefillWarps), o.ptr(),
+                launch(pk.name(headSize), nHeads, tiles, 1, 32 * pk.warps(), pk.smem(headSize), o.ptr(),
                         o.dtype().code, l.ptr(), qq.ptr(), base.withByteOffset(4L * (nKvHeads + 2)),
                         base.withByteOffset(4L * (nKvHeads + 2 + tiles)), base.withByteOffset(4L * nKvHeads),
                         base.withByteOffset(4L * (nKvHeads + 1)), lens, kb.ptr(), vb.ptr(), null, null, 0, headSize, kv.maxLen(), lens, nHeads,

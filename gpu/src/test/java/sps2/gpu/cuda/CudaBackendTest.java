@@ -359,7 +359,7 @@ class CudaBackendTest {
     /**
      * Paged attention for a batch of sequences (qLen, kvLen each), random block tables, checks out and lse.
      */
-    private void checkPaged(int[] qLens, int[] kvLens, int nHeads, int nKvHeads, int d, int blockSize, int prefillWarps) {
+    private void checkPaged(int[] qLens, int[] kvLens, int nHeads, int nKvHeads, int d, int blockSize, String prefill) {
         int s = qLens.length;
         int kvDim = nKvHeads * d;
         int totalBlocks = 0;
@@ -382,8 +382,8 @@ class CudaBackendTest {
             qStart[i] = rows;
             rows += qLens[i];
         }
-        int previousWarps = be.prefillWarps;
-        be.prefillWarps = prefillWarps;
+        String previous = be.prefillVariant;
+        be.prefillVariant = prefill;
         try (KvPool pool = be.allocateKvPool(2, kvDim, totalBlocks + 3, blockSize)) {
             float[][][] keys = new float[s][][], vals = new float[s][][];
             for (int i = 0; i < s; i++) {
@@ -424,14 +424,14 @@ class CudaBackendTest {
                 }
             }
             String what = "attention q=" + java.util.Arrays.toString(qLens) + " kv=" + java.util.Arrays.toString(kvLens) + " heads " + nHeads
-                    + "/" + nKvHeads + " d=" + d + " warps " + prefillWarps;
+                    + "/" + nKvHeads + " d=" + d + " prefill " + prefill;
             close(BF16_TOL, read(out, rows), ref, what + " out");
             close(F32_TOL * 10, read(lse, rows), refL, what + " lse");
             qt.close();
             out.close();
             lse.close();
         } finally {
-            be.prefillWarps = previousWarps;
+            be.prefillVariant = previous;
         }
     }
 
@@ -453,22 +453,23 @@ class CudaBackendTest {
 
     @Test
     void decodeAttentionWithSplitsAndGqa() {
-        checkPaged(new int[] {1, 1, 1}, new int[] {700, 1, 2051}, 8, 2, 64, 16, 4);
-        checkPaged(new int[] {1}, new int[] {5000}, 4, 4, 128, 32, 4);
-        checkPaged(new int[] {1, 1}, new int[] {33, 300}, 8, 4, 8, 4, 4);
+        checkPaged(new int[] {1, 1, 1}, new int[] {700, 1, 2051}, 8, 2, 64, 16, "w4");
+        checkPaged(new int[] {1}, new int[] {5000}, 4, 4, 128, 32, "w4");
+        checkPaged(new int[] {1, 1}, new int[] {33, 300}, 8, 4, 8, 4, "w4");
     }
 
     @Test
     void prefillAttentionOnTensorCores() {
-        checkPaged(new int[] {200}, new int[] {200}, 8, 2, 64, 16, 4);
-        checkPaged(new int[] {130, 64}, new int[] {400, 64}, 4, 1, 128, 16, 8);
-        checkPaged(new int[] {77}, new int[] {300}, 8, 8, 64, 64, 8);
+        checkPaged(new int[] {200}, new int[] {200}, 8, 2, 64, 16, "w4");
+        checkPaged(new int[] {130, 64}, new int[] {400, 64}, 4, 1, 128, 16, "w8");
+        checkPaged(new int[] {77}, new int[] {300}, 8, 8, 64, 64, "w8");
+        checkPaged(new int[] {300, 40}, new int[] {700, 40}, 8, 2, 64, 16, "w8_k128");
     }
 
     @Test
     void mixedBatchOfChunksAndDecodes() {
-        checkPaged(new int[] {1, 100, 3, 1}, new int[] {90, 160, 3, 1}, 8, 2, 64, 16, 4);
-        checkPaged(new int[] {20, 1}, new int[] {50, 40}, 4, 2, 32, 8, 4);
+        checkPaged(new int[] {1, 100, 3, 1}, new int[] {90, 160, 3, 1}, 8, 2, 64, 16, "w8");
+        checkPaged(new int[] {20, 1}, new int[] {50, 40}, 4, 2, 32, 8, "w4");
     }
 
     @Test

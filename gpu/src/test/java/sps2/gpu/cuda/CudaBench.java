@@ -176,7 +176,7 @@ public final class CudaBench {
                 String key = "gemm_M" + m + "_N" + n + "_K" + k;
                 report(key + ":default", time(() -> be.matmul(out, x, w, m)), flops, bytes);
                 System.out.println("default kernel " + be.chooseGemm(m, n).name());
-                for (CudaBackend.GemmKernel g : CudaBackend.GEMMS.subList(0, 4)) {
+                for (CudaBackend.GemmKernel g : CudaBackend.GEMMS.subList(0, 2)) {
                     report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
                 }
                 for (CudaBackend.GemmKernel g : CudaBackend.WGMMAS) {
@@ -201,7 +201,7 @@ public final class CudaBench {
                 String key = "gemv_B" + b + "_N" + n + "_K" + k;
                 report(key + ":default", time(() -> be.matmul(out, x, ws[i[0]++ % 3], b)), flops, bytes);
                 if (b > 8) {
-                    for (String g : new String[] {"gemm_32x64", "gemm_64x64", "gemm_64x128", "gemm_128x128"}) {
+                    for (String g : new String[] {"gemm_32x64", "gemm_64x64", "gemm_64x128", "wgmma_128x128"}) {
                         for (int splits : new int[] {1, 2, 4, 8}) {
                             report(key + ":" + g + "/s" + splits, time(() -> be.matmul(out, x, ws[i[0]++ % 3], b, g, splits)), flops, bytes);
                         }
@@ -236,12 +236,15 @@ public final class CudaBench {
                 double flops = 4.0 * nHeads * d * ((double) len * len / 2);
                 double bytes = 2.0 * len * (2.0 * nHeads * d + 2.0 * nKv * d);
                 try (AttentionBatch.Prepared prep = be.prepare(AttentionBatch.single(len, len, table))) {
-                    for (int nw : new int[] {4, 8}) {
-                        be.prefillWarps = nw;
-                        report("attn_prefill_L" + len + ":w" + nw, time(() -> be.attention(out, lse, q, pool, 0, prep, nHeads, nKv, d)), flops,
-                                bytes);
+                    report("attn_prefill_L" + len + ":default", time(() -> be.attention(out, lse, q, pool, 0, prep, nHeads, nKv, d)), flops,
+                            bytes);
+                    String was = be.prefillVariant;
+                    for (CudaBackend.PrefillKernel k : CudaBackend.PREFILLS) {
+                        be.prefillVariant = k.variant();
+                        report("attn_prefill_L" + len + ":" + k.variant(), time(() -> be.attention(out, lse, q, pool, 0, prep, nHeads, nKv, d)),
+                                flops, bytes);
                     }
-                    be.prefillWarps = 8;
+                    be.prefillVariant = was;
                 }
                 for (Tensor t : new Tensor[] {k, v, st, q, out, lse}) {
                     t.close();
