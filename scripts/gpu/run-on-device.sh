@@ -53,8 +53,8 @@ cp_=$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv || true
 $java -version 2>&1 | head -1
 if [[ $scope != bench ]]; then
-  $java -Dsps2.cuda.syncEachLaunch=false -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
-    --select-class sps2.gpu.cuda.CudaBackendTest --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true
+  $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
+    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true
 fi
 set +e
 $java -cp "$cp_" sps2.gpu.cuda.CudaBench "$scope" "$filter" 2>&1 | tee "$out/ours.tsv" | grep -v "^BENCH"

@@ -11,7 +11,7 @@ for line in open(sys.argv[1]):
     key, variant = (p[1].split(":", 1) + ["default"])[:2]
     ms, flops, nbytes = float(p[2]), float(p[3]), float(p[4])
     info[key] = (flops, nbytes)
-    if variant == "default" or key not in ours and variant.startswith("w4"):
+    if variant == "default":
         ours[key] = ms
     if key not in best or ms < best[key][0]:
         best[key] = (ms, variant)

@@ -239,9 +239,9 @@ public final class CudaBench {
                     report("attn_prefill_L" + len + ":default", time(() -> be.attention(out, lse, q, pool, 0, prep, nHeads, nKv, d)), flops,
                             bytes);
                     String was = be.prefillVariant;
-                    for (CudaBackend.PrefillKernel k : CudaBackend.PREFILLS) {
-                        be.prefillVariant = k.variant();
-                        report("attn_prefill_L" + len + ":" + k.variant(), time(() -> be.attention(out, lse, q, pool, 0, prep, nHeads, nKv, d)),
+                    for (CudaBackend.PrefillKernel pk : CudaBackend.PREFILLS) {
+                        be.prefillVariant = pk.variant();
+                        report("attn_prefill_L" + len + ":" + pk.variant(), time(() -> be.attention(out, lse, q, pool, 0, prep, nHeads, nKv, d)),
                                 flops, bytes);
                     }
                     be.prefillVariant = was;
