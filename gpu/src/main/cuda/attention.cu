@@ -215,13 +215,14 @@ extern "C" __global__ void attn_merge_splits(void* out, int odt, float* lse, con
 template <int D>
 __device__ __forceinline__ int aswz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 
-template <int D, int NW, int BKV>
+template <int D, int NW, int BKV, int MT>
 __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, const bf16* q, const int* tSeq,
                                              const int* tQ0, const int* qStart, const int* qLen, const int* kvLen,
                                              const bf16* kp, const bf16* vp, const int* tables, const int* tableOff,
                                              int bs, int rowStride, int maxLen, const int* lens, int nHeads,
                                              int nKvHeads, float scaleLog2) {
-    constexpr int BQ = 16 * NW, CH = D / 8, THREADS = NW * 32, NT8 = BKV / 8;
+    // Each warp owns MT x 16 query rows; every K/V fragment read from shared memory feeds MT row tiles.
+    constexpr int WR = 16 * MT, BQ = WR * NW, CH = D / 8, THREADS = NW * 32, NT8 = BKV / 8;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* sQ = reinterpret_cast<bf16*>(smem_raw);
     bf16* sK = sQ + BQ * D;      // [2][BKV][D]
@@ -260,18 +261,24 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
             cp_async16(smem_u32(dv + aswz<D>(r, c)), vp + e, ok ? 16 : 0);
         }
     };
+    // A warp whose rows all lie past the sequence's end still takes part in loads and barriers.
     const int nT = (nKeys + BKV - 1) / BKV;
     if (nT > 0) load_kv(0, 0);
     cp_async_commit();
 
-    uint32_t qf[D / 16][4];
-    float o[D / 8][4];
+    uint32_t qf[MT][D / 16][4];
+    float o[MT][D / 8][4];
+    float mrow[MT][2], lrow[MT][2];
 #pragma unroll
-    for (int i = 0; i < D / 8; i++)
+    for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
-        for (int e = 0; e < 4; e++) o[i][e] = 0.f;
-    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-    const int r0 = warp * 16 + (lane >> 2);  // this thread's rows r0 and r0 + 8 within the tile
+        for (int i = 0; i < D / 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) o[mt][i][e] = 0.f;
+        mrow[mt][0] = mrow[mt][1] = -INFINITY;
+        lrow[mt][0] = lrow[mt][1] = 0.f;
+    }
+    const int wrow = warp * WR;  // first row of this warp within the tile
 
     for (int j = 0; j < nT; j++) {
         if (j + 1 < nT) {
@@ -284,20 +291,24 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
         __syncthreads();
         if (j == 0) {
 #pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                int r = warp * 16 + (lane & 15);
-                ldmatrix_x4(smem_u32(sQ + aswz<D>(r, kk * 2 + (lane >> 4))), qf[kk][0], qf[kk][1], qf[kk][2],
-                            qf[kk][3]);
-            }
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int kk = 0; kk < D / 16; kk++) {
+                    int r = wrow + mt * 16 + (lane & 15);
+                    ldmatrix_x4(smem_u32(sQ + aswz<D>(r, kk * 2 + (lane >> 4))), qf[mt][kk][0], qf[mt][kk][1],
+                                qf[mt][kk][2], qf[mt][kk][3]);
+                }
         }
         const bf16* cK = sK + (j & 1) * BKV * D;
         const bf16* cV = sV + (j & 1) * BKV * D;
 
-        float sc[NT8][4];
+        float sc[MT][NT8][4];
 #pragma unroll
-        for (int n = 0; n < NT8; n++)
+        for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) sc[n][e] = 0.f;
+            for (int n = 0; n < NT8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) sc[mt][n][e] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
 #pragma unroll
@@ -305,109 +316,128 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
                 uint32_t b0, b1, b2, b3;
                 int r = n2 * 16 + (lane & 7) + ((lane >> 4) << 3);
                 ldmatrix_x4(smem_u32(cK + aswz<D>(r, kk * 2 + ((lane >> 3) & 1))), b0, b1, b2, b3);
-                mma_bf16(sc[2 * n2], qf[kk], b0, b1);
-                mma_bf16(sc[2 * n2 + 1], qf[kk], b2, b3);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_bf16(sc[mt][2 * n2], qf[mt][kk], b0, b1);
+                    mma_bf16(sc[mt][2 * n2 + 1], qf[mt][kk], b2, b3);
+                }
             }
         }
 
-        // scale, mask, online softmax
+        // mask, online softmax: max over raw scores (the scale is positive), p = 2^(s * scale - max)
         const int kBase = j * BKV;
-        const bool needMask = causal ? (kBase + BKV - 1 > offset + q0 + warp * 16) : (kBase + BKV > kl);
 #pragma unroll
-        for (int hh = 0; hh < 2; hh++) {
-            int lim = causal ? offset + q0 + r0 + hh * 8 : kl - 1;  // last visible key
-            // Max over raw scores (the scale is positive), then p = 2^(s * scale - max) in one FMA + ex2.
-            float mx = -INFINITY;
+        for (int mt = 0; mt < MT; mt++) {
+            const int rt = wrow + mt * 16;  // first row of this 16-row tile
+            const bool needMask = causal ? (kBase + BKV - 1 > offset + q0 + rt) : (kBase + BKV > kl);
 #pragma unroll
-            for (int n = 0; n < NT8; n++) {
+            for (int hh = 0; hh < 2; hh++) {
+                int lim = causal ? offset + q0 + rt + (lane >> 2) + hh * 8 : kl - 1;  // last visible key
+                float mx = -INFINITY;
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    float v = sc[n][2 * hh + e];
-                    if (needMask && kBase + n * 8 + (lane & 3) * 2 + e > lim) v = -INFINITY;
-                    sc[n][2 * hh + e] = v;
-                    mx = fmaxf(mx, v);
+                for (int n = 0; n < NT8; n++) {
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        float v = sc[mt][n][2 * hh + e];
+                        if (needMask && kBase + n * 8 + (lane & 3) * 2 + e > lim) v = -INFINITY;
+                        sc[mt][n][2 * hh + e] = v;
+                        mx = fmaxf(mx, v);
+                    }
                 }
-            }
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            float mn = fmaxf(mrow[hh], mx * scaleLog2);
-            float base = mn == -INFINITY ? 0.f : mn;
-            float c = rescale(mrow[hh], mn);
-            float sum = 0.f;
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                float mn = fmaxf(mrow[mt][hh], mx * scaleLog2);
+                float base = mn == -INFINITY ? 0.f : mn;
+                float c = rescale(mrow[mt][hh], mn);
+                float sum = 0.f;
 #pragma unroll
-            for (int n = 0; n < NT8; n++) {
+                for (int n = 0; n < NT8; n++) {
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    float p = fast_exp2(fmaf(sc[n][2 * hh + e], scaleLog2, -base));
-                    sc[n][2 * hh + e] = p;
-                    sum += p;
+                    for (int e = 0; e < 2; e++) {
+                        float p = fast_exp2(fmaf(sc[mt][n][2 * hh + e], scaleLog2, -base));
+                        sc[mt][n][2 * hh + e] = p;
+                        sum += p;
+                    }
                 }
-            }
-            lrow[hh] = lrow[hh] * c + sum;
-            mrow[hh] = mn;
+                lrow[mt][hh] = lrow[mt][hh] * c + sum;
+                mrow[mt][hh] = mn;
 #pragma unroll
-            for (int dn = 0; dn < D / 8; dn++) {
-                o[dn][2 * hh] *= c;
-                o[dn][2 * hh + 1] *= c;
+                for (int dn = 0; dn < D / 8; dn++) {
+                    o[mt][dn][2 * hh] *= c;
+                    o[mt][dn][2 * hh + 1] *= c;
+                }
             }
         }
 
         // O += P V
 #pragma unroll
         for (int kk = 0; kk < BKV / 16; kk++) {
-            uint32_t a[4];
-            a[0] = pack_bf16x2(sc[2 * kk][0], sc[2 * kk][1]);
-            a[1] = pack_bf16x2(sc[2 * kk][2], sc[2 * kk][3]);
-            a[2] = pack_bf16x2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-            a[3] = pack_bf16x2(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                a[mt][0] = pack_bf16x2(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
+                a[mt][1] = pack_bf16x2(sc[mt][2 * kk][2], sc[mt][2 * kk][3]);
+                a[mt][2] = pack_bf16x2(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
+                a[mt][3] = pack_bf16x2(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int dn2 = 0; dn2 < D / 16; dn2++) {
                 uint32_t b0, b1, b2, b3;
                 int r = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
                 ldmatrix_x4_trans(smem_u32(cV + aswz<D>(r, dn2 * 2 + (lane >> 4))), b0, b1, b2, b3);
-                mma_bf16(o[2 * dn2], a, b0, b1);
-                mma_bf16(o[2 * dn2 + 1], a, b2, b3);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_bf16(o[mt][2 * dn2], a[mt], b0, b1);
+                    mma_bf16(o[mt][2 * dn2 + 1], a[mt], b2, b3);
+                }
             }
         }
         __syncthreads();
     }
 
 #pragma unroll
-    for (int hh = 0; hh < 2; hh++) {
-        float l = lrow[hh];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        int r = r0 + hh * 8;
-        if (r >= rowsValid) continue;
-        long row = qRow0 + r;
-        float inv = l > 0.f ? 1.f / l : 0.f;
+    for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
-        for (int dn = 0; dn < D / 8; dn++) {
-            int col = h * D + dn * 8 + (lane & 3) * 2;
-            float v0 = o[dn][2 * hh] * inv, v1 = o[dn][2 * hh + 1] * inv;
-            long at = row * qStride + col;
-            if (odt == DT_BF16) {
-                *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(out) + at) = pack_bf16x2(v0, v1);
-            } else {
-                reinterpret_cast<float*>(out)[at] = v0;
-                reinterpret_cast<float*>(out)[at + 1] = v1;
+        for (int hh = 0; hh < 2; hh++) {
+            float l = lrow[mt][hh];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            int r = wrow + mt * 16 + (lane >> 2) + hh * 8;
+            if (r >= rowsValid) continue;
+            long row = qRow0 + r;
+            float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+            for (int dn = 0; dn < D / 8; dn++) {
+                int col = h * D + dn * 8 + (lane & 3) * 2;
+                float v0 = o[mt][dn][2 * hh] * inv, v1 = o[mt][dn][2 * hh + 1] * inv;
+                long at = row * qStride + col;
+                if (odt == DT_BF16) {
+                    *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(out) + at) = pack_bf16x2(v0, v1);
+                } else {
+                    reinterpret_cast<float*>(out)[at] = v0;
+                    reinterpret_cast<float*>(out)[at + 1] = v1;
+                }
             }
+            if ((lane & 3) == 0) lse[row * nHeads + h] = l > 0.f ? (mrow[mt][hh] + log2f(l)) * LN2 : -INFINITY;
         }
-        if ((lane & 3) == 0) lse[row * nHeads + h] = l > 0.f ? (mrow[hh] + log2f(l)) * LN2 : -INFINITY;
     }
 }
 
-#define PREFILL_KERNEL(D, NW, BKV, NAME)                                                                         \
+#define PREFILL_KERNEL(D, NW, BKV, MT, NAME)                                                                         \
     extern "C" __global__ void __launch_bounds__(NW * 32) NAME(                                                  \
         void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0, const int* qStart,       \
         const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp, const int* tables,                    \
         const int* tableOff, int bs, int rowStride, int maxLen, const int* lens, int nHeads, int nKvHeads,       \
         float scaleLog2) {                                                                                       \
-        attn_prefill<D, NW, BKV>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
+        attn_prefill<D, NW, BKV, MT>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
                             rowStride, maxLen, lens, nHeads, nKvHeads, scaleLog2);                               \
     }
-PREFILL_KERNEL(64, 4, 64, attn_prefill_d64_w4)
-PREFILL_KERNEL(64, 8, 64, attn_prefill_d64_w8)
-PREFILL_KERNEL(64, 8, 128, attn_prefill_d64_w8_k128)
-PREFILL_KERNEL(128, 4, 64, attn_prefill_d128_w4)
-PREFILL_KERNEL(128, 8, 64, attn_prefill_d128_w8)
+// name: w<warps>[_m<row tiles per warp>][_k<keys per tile>]
+PREFILL_KERNEL(64, 4, 64, 1, attn_prefill_d64_w4)
+PREFILL_KERNEL(64, 8, 64, 1, attn_prefill_d64_w8)
+PREFILL_KERNEL(64, 8, 128, 1, attn_prefill_d64_w8_k128)
+PREFILL_KERNEL(64, 4, 64, 2, attn_prefill_d64_w4_m2)
+PREFILL_KERNEL(64, 8, 64, 2, attn_prefill_d64_w8_m2)
+PREFILL_KERNEL(128, 4, 64, 1, attn_prefill_d128_w4)
+PREFILL_KERNEL(128, 8, 64, 1, attn_prefill_d128_w8)
+

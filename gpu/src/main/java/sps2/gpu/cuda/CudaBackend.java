@@ -727,10 +727,11 @@ public final class CudaBackend implements Backend {
         if (m > 128) {
             List<GemmKernel> order = hopper ? WGMMAS : List.of(GEMMS.get(0), GEMMS.get(2), GEMMS.get(3));
             GemmKernel best = null;
-            long bestCost = Long.MAX_VALUE;
+            double bestCost = Double.MAX_VALUE;
             for (GemmKernel g : order) {
                 long b = (long) blocks(m, g.bm()) * blocks(n, g.bn());
-                long cost = (b + smCount - 1) / smCount * g.bm() * g.bn();
+                // Measured on the H100: a 128x128 tile runs about 1.25x slower per element than 128x256.
+                double cost = (double) ((b + smCount - 1) / smCount) * g.bm() * g.bn() * (g.bm() * g.bn() < 32768 ? 1.25 : 1.0);
                 if (cost < bestCost) {
                     best = g;
                     bestCost = cost;
@@ -739,7 +740,7 @@ public final class CudaBackend implements Backend {
             return best;
         }
         if (m > 64) {
-            return GEMMS.get(3);
+            return hopper ? WGMMAS.get(1) : GEMMS.get(3);
         }
         for (GemmKernel g : List.of(GEMMS.get(3), GEMMS.get(4))) {
             long b = (long) blocks(m, g.bm()) * blocks(n, g.bn());
@@ -753,11 +754,13 @@ public final class CudaBackend implements Backend {
     /** Split-K for skinny products that leave multiprocessors idle (decode batches against tall weights). */
     int chooseSplits(GemmKernel g, int m, int n, int k) {
         long b = (long) blocks(m, g.bm()) * blocks(n, g.bn());
-        if (b >= smCount) {
+        if (m > 128 || b >= smCount) {
             return 1;
         }
         int kTiles = (k + 63) / 64;
-        int want = (int) ((2L * smCount + b - 1) / b);
+        // wgmma tiles: one wave of blocks; mma.sync tiles: about two (measured best on the H100).
+        long target = g.hopper() ? smCount : 2L * smCount;
+        int want = (int) Math.max(1, g.hopper() ? target / b : (target + b - 1) / b);
         return Math.max(1, Math.min(want, kTiles / 4));
     }
 
@@ -823,26 +826,26 @@ public final class CudaBackend implements Backend {
 
     // ---- attention ----
 
-    /** A prefill attention kernel: name suffix, warps (16 query rows each), keys per tile. */
-    record PrefillKernel(String variant, int warps, int keys) {
+    /** A prefill attention kernel: name suffix, warps, 16-row tiles per warp, keys per tile. */
+    record PrefillKernel(String variant, int warps, int rowTiles, int keys) {
         String name(int d) {
             return "attn_prefill_d" + d + "_" + variant;
         }
 
-        int smem(int d) {
-            return (16 * warps * d + 4 * keys * d) * 2;
+        int rows() {
+            return 16 * warps * rowTiles;
         }
 
-        int rows() {
-            return 16 * warps;
+        int smem(int d) {
+            return (rows() * d + 4 * keys * d) * 2;
         }
     }
 
-    static final List<PrefillKernel> PREFILLS = List.of(new PrefillKernel("w4", 4, 64), new PrefillKernel("w8", 8, 64),
-            new PrefillKernel("w8_k128", 8, 128));
+    static final List<PrefillKernel> PREFILLS = List.of(new PrefillKernel("w4", 4, 1, 64), new PrefillKernel("w8", 8, 1, 64),
+            new PrefillKernel("w8_k128", 8, 1, 128), new PrefillKernel("w4_m2", 4, 2, 64), new PrefillKernel("w8_m2", 8, 2, 64));
 
     static boolean hasPrefill(int d, PrefillKernel k) {
-        return d == 64 || (d == 128 && k.keys() == 64);
+        return d == 64 || (d == 128 && k.keys() == 64 && k.rowTiles() == 1);
     }
 
     /** The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. */

@@ -18,7 +18,7 @@ import sps2.gpu.AttentionBatch;
  */
 final class CudaPrepared implements AttentionBatch.Prepared {
     static final int TILE_MIN_ROWS = 16;
-    static final int[] TILE_ROWS = {64, 128};
+    static final int[] TILE_ROWS = {64, 128, 256};
 
     private final CudaBackend owner;
     private final AttentionBatch batch;

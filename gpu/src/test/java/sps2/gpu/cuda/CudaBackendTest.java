@@ -472,6 +472,8 @@ class CudaBackendTest {
         checkPaged(new int[] {130, 64}, new int[] {400, 64}, 4, 1, 128, 16, "w8");
         checkPaged(new int[] {77}, new int[] {300}, 8, 8, 64, 64, "w8");
         checkPaged(new int[] {300, 40}, new int[] {700, 40}, 8, 2, 64, 16, "w8_k128");
+        checkPaged(new int[] {300, 40, 1}, new int[] {700, 40, 9}, 8, 2, 64, 16, "w4_m2");
+        checkPaged(new int[] {600, 17}, new int[] {600, 300}, 8, 4, 64, 16, "w8_m2");
     }
 
     @Test
@@ -482,6 +484,15 @@ class CudaBackendTest {
 
     @Test
     void compactAttentionIsUnmaskedPerHead() {
+        String previous = be.prefillVariant;
+        for (String variant : new String[] {"w8", "w8_m2"}) {
+            be.prefillVariant = variant;
+            compactAttention();
+        }
+        be.prefillVariant = previous;
+    }
+
+    private void compactAttention() {
         for (int[] cfg : new int[][] {{64, 40}, {64, 3}, {128, 20}, {16, 9}}) {
             int d = cfg[0], n = cfg[1], nHeads = 8, nKvHeads = 4, maxLen = 150;
             int[] lens = {150, 0, 77, 1};
