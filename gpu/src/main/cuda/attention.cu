@@ -215,7 +215,7 @@ extern "C" __global__ void attn_merge_splits(void* out, int odt, float* lse, con
 template <int D>
 __device__ __forceinline__ int aswz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 
-template <int D, int NW, int BKV, int MT>
+template <int D, int NW, int BKV, int MT, int KST>
 __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, const bf16* q, const int* tSeq,
                                              const int* tQ0, const int* qStart, const int* qLen, const int* kvLen,
                                              const bf16* kp, const bf16* vp, const int* tables, const int* tableOff,
@@ -225,8 +225,8 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
     constexpr int WR = 16 * MT, BQ = WR * NW, CH = D / 8, THREADS = NW * 32, NT8 = BKV / 8;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* sQ = reinterpret_cast<bf16*>(smem_raw);
-    bf16* sK = sQ + BQ * D;      // [2][BKV][D]
-    bf16* sV = sK + 2 * BKV * D;  // [2][BKV][D]
+    bf16* sK = sQ + BQ * D;        // [KST][BKV][D]
+    bf16* sV = sK + KST * BKV * D;  // [KST][BKV][D]
 
     const int h = blockIdx.x, tile = blockIdx.y;
     const int g = h / (nHeads / nKvHeads);
@@ -262,9 +262,13 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
         }
     };
     // A warp whose rows all lie past the sequence's end still takes part in loads and barriers.
+    // KST-stage pipeline: commit group i holds K/V tile i (group 0 also the Q tile).
     const int nT = (nKeys + BKV - 1) / BKV;
-    if (nT > 0) load_kv(0, 0);
-    cp_async_commit();
+#pragma unroll
+    for (int st = 0; st < KST - 1; st++) {
+        if (st < nT) load_kv(st, st);
+        cp_async_commit();
+    }
 
     uint32_t qf[MT][D / 16][4];
     float o[MT][D / 8][4];
@@ -281,14 +285,10 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
     const int wrow = warp * WR;  // first row of this warp within the tile
 
     for (int j = 0; j < nT; j++) {
-        if (j + 1 < nT) {
-            load_kv((j + 1) & 1, j + 1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();
+        cp_async_wait<KST - 2>();  // tile j has landed
+        __syncthreads();           // ... for every thread, and every thread is done with tile j - 1
+        if (j + KST - 1 < nT) load_kv((j + KST - 1) % KST, j + KST - 1);
+        cp_async_commit();
         if (j == 0) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
@@ -299,8 +299,8 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
                                 qf[mt][kk][2], qf[mt][kk][3]);
                 }
         }
-        const bf16* cK = sK + (j & 1) * BKV * D;
-        const bf16* cV = sV + (j & 1) * BKV * D;
+        const bf16* cK = sK + (j % KST) * BKV * D;
+        const bf16* cV = sV + (j % KST) * BKV * D;
 
         float sc[MT][NT8][4];
 #pragma unroll
@@ -392,8 +392,8 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
                 }
             }
         }
-        __syncthreads();
     }
+    cp_async_wait<0>();
 
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
@@ -423,21 +423,22 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
     }
 }
 
-#define PREFILL_KERNEL(D, NW, BKV, MT, NAME)                                                                         \
+#define PREFILL_KERNEL(D, NW, BKV, MT, KST, NAME)                                                                         \
     extern "C" __global__ void __launch_bounds__(NW * 32) NAME(                                                  \
         void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0, const int* qStart,       \
         const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp, const int* tables,                    \
         const int* tableOff, int bs, int rowStride, int maxLen, const int* lens, int nHeads, int nKvHeads,       \
         float scaleLog2) {                                                                                       \
-        attn_prefill<D, NW, BKV, MT>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
+        attn_prefill<D, NW, BKV, MT, KST>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
                             rowStride, maxLen, lens, nHeads, nKvHeads, scaleLog2);                               \
     }
-// name: w<warps>[_m<row tiles per warp>][_k<keys per tile>]
-PREFILL_KERNEL(64, 4, 64, 1, attn_prefill_d64_w4)
-PREFILL_KERNEL(64, 8, 64, 1, attn_prefill_d64_w8)
-PREFILL_KERNEL(64, 8, 128, 1, attn_prefill_d64_w8_k128)
-PREFILL_KERNEL(64, 4, 64, 2, attn_prefill_d64_w4_m2)
-PREFILL_KERNEL(64, 8, 64, 2, attn_prefill_d64_w8_m2)
-PREFILL_KERNEL(128, 4, 64, 1, attn_prefill_d128_w4)
-PREFILL_KERNEL(128, 8, 64, 1, attn_prefill_d128_w8)
-
+// name: w<warps>[_s<K/V pipeline stages, 2 if absent>]. Also measured and dropped (docs/gpu-notes.md):
+// 128-key tiles and two 16-row tiles per warp, both slower on the H100.
+PREFILL_KERNEL(64, 4, 64, 1, 2, attn_prefill_d64_w4)
+PREFILL_KERNEL(64, 8, 64, 1, 2, attn_prefill_d64_w8)
+PREFILL_KERNEL(64, 4, 64, 1, 3, attn_prefill_d64_w4_s3)
+PREFILL_KERNEL(64, 8, 64, 1, 3, attn_prefill_d64_w8_s3)
+PREFILL_KERNEL(64, 8, 64, 1, 4, attn_prefill_d64_w8_s4)
+PREFILL_KERNEL(128, 4, 64, 1, 2, attn_prefill_d128_w4)
+PREFILL_KERNEL(128, 8, 64, 1, 2, attn_prefill_d128_w8)
+PREFILL_KERNEL(128, 8, 64, 1, 3, attn_prefill_d128_w8_s3)

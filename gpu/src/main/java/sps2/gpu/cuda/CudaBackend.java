@@ -826,26 +826,26 @@ public final class CudaBackend implements Backend {
 
     // ---- attention ----
 
-    /** A prefill attention kernel: name suffix, warps, 16-row tiles per warp, keys per tile. */
-    record PrefillKernel(String variant, int warps, int rowTiles, int keys) {
+    /** A prefill attention kernel: name suffix, warps (16 query rows each), K/V pipeline stages (64-key tiles). */
+    record PrefillKernel(String variant, int warps, int stages) {
         String name(int d) {
             return "attn_prefill_d" + d + "_" + variant;
         }
 
         int rows() {
-            return 16 * warps * rowTiles;
+            return 16 * warps;
         }
 
         int smem(int d) {
-            return (rows() * d + 4 * keys * d) * 2;
+            return (rows() * d + 2 * stages * 64 * d) * 2;
         }
     }
 
-    static final List<PrefillKernel> PREFILLS = List.of(new PrefillKernel("w4", 4, 1, 64), new PrefillKernel("w8", 8, 1, 64),
-            new PrefillKernel("w8_k128", 8, 1, 128), new PrefillKernel("w4_m2", 4, 2, 64), new PrefillKernel("w8_m2", 8, 2, 64));
+    static final List<PrefillKernel> PREFILLS = List.of(new PrefillKernel("w4", 4, 2), new PrefillKernel("w8", 8, 2),
+            new PrefillKernel("w4_s3", 4, 3), new PrefillKernel("w8_s3", 8, 3), new PrefillKernel("w8_s4", 8, 4));
 
     static boolean hasPrefill(int d, PrefillKernel k) {
-        return d == 64 || (d == 128 && k.keys() == 64 && k.rowTiles() == 1);
+        return d == 64 || (d == 128 && (k.stages() == 2 || k.variant().equals("w8_s3")));
     }
 
     /** The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. */

@@ -471,9 +471,10 @@ class CudaBackendTest {
         checkPaged(new int[] {200}, new int[] {200}, 8, 2, 64, 16, "w4");
         checkPaged(new int[] {130, 64}, new int[] {400, 64}, 4, 1, 128, 16, "w8");
         checkPaged(new int[] {77}, new int[] {300}, 8, 8, 64, 64, "w8");
-        checkPaged(new int[] {300, 40}, new int[] {700, 40}, 8, 2, 64, 16, "w8_k128");
-        checkPaged(new int[] {300, 40, 1}, new int[] {700, 40, 9}, 8, 2, 64, 16, "w4_m2");
-        checkPaged(new int[] {600, 17}, new int[] {600, 300}, 8, 4, 64, 16, "w8_m2");
+        checkPaged(new int[] {300, 40}, new int[] {700, 40}, 8, 2, 64, 16, "w8_s3");
+        checkPaged(new int[] {300, 40, 1}, new int[] {700, 40, 9}, 8, 2, 64, 16, "w4_s3");
+        checkPaged(new int[] {600, 17}, new int[] {600, 300}, 8, 4, 64, 16, "w8_s4");
+        checkPaged(new int[] {130, 64}, new int[] {400, 64}, 4, 1, 128, 16, "w8_s3");
     }
 
     @Test
@@ -485,7 +486,7 @@ class CudaBackendTest {
     @Test
     void compactAttentionIsUnmaskedPerHead() {
         String previous = be.prefillVariant;
-        for (String variant : new String[] {"w8", "w8_m2"}) {
+        for (String variant : new String[] {"w8", "w8_s3"}) {
             be.prefillVariant = variant;
             compactAttention();
         }
