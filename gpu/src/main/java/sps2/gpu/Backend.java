@@ -20,6 +20,15 @@ public interface Backend extends AutoCloseable {
     /** A scratch activation tensor [rows, cols] in this backend's activation precision. */
     Tensor allocate(int rows, int cols);
 
+    /**
+     * A scratch float32 tensor [rows, cols], for values that need full precision whatever the activation
+     * precision: the {@code lse} of {@link #attention} and {@link #mergeAttention}. Backends whose
+     * activations are float32 already can keep this default.
+     */
+    default Tensor allocateFloat(int rows, int cols) {
+        return allocate(rows, cols);
+    }
+
     /** A resident copy of a weight (the backend chooses its storage precision). */
     Tensor upload(HostTensor weight);
 

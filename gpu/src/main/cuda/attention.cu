@@ -1,0 +1,444 @@
+// Attention over the paged KV pool (causal, bottom-right aligned, grouped-query heads) and over
+// per-head gathered keys (CompactKv, unmasked). Both write the output and the natural-log
+// log-sum-exp of the scaled scores. Scores are kept in the log2 domain (scaled by log2(e)).
+//
+// Key addressing: paged (tables != null): token t of sequence s lives in slot
+//   tables[tableOff[s] + t / bs] * bs + t % bs, K row = slot * rowStride + g * D;
+// compact (tables == null): token t of KV head g is row g * maxLen + t, K row = row * rowStride.
+#include "common.cuh"
+
+#define LN2 0.6931471805599453f
+
+__device__ __forceinline__ long key_elem(const int* tables, int toff, int bs, int rowStride, int maxLen, int g, int D,
+                                         int t) {
+    if (tables != nullptr) {
+        long slot = (long)tables[toff + t / bs] * bs + t % bs;
+        return slot * rowStride + (long)g * D;
+    }
+    return ((long)g * maxLen + t) * rowStride;
+}
+
+// 2^x on the special-function unit (flushes denormals; 2^-inf = 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ float rescale(float m, float mn) { return m == -INFINITY ? 0.f : fast_exp2(m - mn); }
+
+// ---------------------------------------------------------------------------------------------
+// Row kernel: one block (4 warps) per (query row, KV head, key split); the G query heads of the KV
+// head share every K/V load. Lanes are grouped L = D/8 per key (16 bytes each), so a warp covers
+// 32/L keys per step. Used for decode (one query per sequence), short chunks, any head size.
+// With gridDim.z > 1 the block writes a normalized partial (po, plse) for attn_merge_splits.
+// ---------------------------------------------------------------------------------------------
+template <int D, int G>
+__device__ __forceinline__ void attn_rows(void* out, int odt, float* lse, float* po, float* plse, const void* q,
+                                          int qdt, const int* wRow, const int* wSeq, const int* wLimit, int nWork,
+                                          const bf16* kp, const bf16* vp, const int* tables, const int* tableOff,
+                                          int bs, int rowStride, int maxLen, const int* lens, int nHeads, int chunk,
+                                          float scaleLog2) {
+    constexpr int L = D / 8;
+    constexpr int KPW = 32 / L;
+    const int w = blockIdx.x, g = blockIdx.y, z = blockIdx.z;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int sub = lane / L, part = lane % L;
+    const int row = wRow ? wRow[w] : w;
+    const int limit = wLimit ? wLimit[w] : lens[g];
+    const int toff = tables ? tableOff[wSeq[w]] : 0;
+    const int start = z * chunk;
+    const int end = min(limit, start + chunk);
+
+    float qf[G][8], acc[G][8], m[G], l[G];
+#pragma unroll
+    for (int gi = 0; gi < G; gi++) {
+        long qb = (long)row * nHeads * D + (long)(g * G + gi) * D + part * 8;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            qf[gi][e] = ldf(q, qdt, qb + e) * scaleLog2;
+            acc[gi][e] = 0.f;
+        }
+        m[gi] = -INFINITY;
+        l[gi] = 0.f;
+    }
+
+    // U key groups per warp are loaded before any is used, so that U loads per lane are in flight.
+    constexpr int U = 4;
+    for (int t0 = start + warp * KPW; t0 < end; t0 += 4 * KPW * U) {
+        uint4 kv[U], vv[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int t = t0 + u * 4 * KPW + sub;
+            kv[u] = make_uint4(0, 0, 0, 0);
+            vv[u] = make_uint4(0, 0, 0, 0);
+            if (t < end) {
+                long e = key_elem(tables, toff, bs, rowStride, maxLen, g, D, t) + part * 8;
+                kv[u] = __ldg(reinterpret_cast<const uint4*>(kp + e));
+                vv[u] = __ldg(reinterpret_cast<const uint4*>(vp + e));
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            bool valid = t0 + u * 4 * KPW + sub < end;
+            float kf[8], vf[8];
+            unpack8(kv[u], kf);
+            unpack8(vv[u], vf);
+            float s[G];
+#pragma unroll
+            for (int gi = 0; gi < G; gi++) {
+                float d = 0.f;
+#pragma unroll
+                for (int e = 0; e < 8; e++) d = fmaf(qf[gi][e], kf[e], d);
+#pragma unroll
+                for (int o = 1; o < L; o <<= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+                s[gi] = d;
+            }
+            if (valid) {
+#pragma unroll
+                for (int gi = 0; gi < G; gi++) {
+                    float mn = fmaxf(m[gi], s[gi]);
+                    float c = rescale(m[gi], mn);
+                    float p = fast_exp2(s[gi] - mn);
+                    l[gi] = l[gi] * c + p;
+#pragma unroll
+                    for (int e = 0; e < 8; e++) acc[gi][e] = fmaf(p, vf[e], acc[gi][e] * c);
+                    m[gi] = mn;
+                }
+            }
+        }
+    }
+
+    // Combine the key slots of a warp (lanes part, part+L, part+2L, ...).
+#pragma unroll
+    for (int o = L; o < 32; o <<= 1) {
+#pragma unroll
+        for (int gi = 0; gi < G; gi++) {
+            float mo = __shfl_xor_sync(0xffffffffu, m[gi], o);
+            float lo = __shfl_xor_sync(0xffffffffu, l[gi], o);
+            float mn = fmaxf(m[gi], mo);
+            float ca = rescale(m[gi], mn), cb = rescale(mo, mn);
+            l[gi] = l[gi] * ca + lo * cb;
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float ao = __shfl_xor_sync(0xffffffffu, acc[gi][e], o);
+                acc[gi][e] = acc[gi][e] * ca + ao * cb;
+            }
+            m[gi] = mn;
+        }
+    }
+
+    __shared__ float sm[4][G], sl[4][G], sacc[4][G][D];
+    if (sub == 0) {
+#pragma unroll
+        for (int gi = 0; gi < G; gi++) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) sacc[warp][gi][part * 8 + e] = acc[gi][e];
+            if (part == 0) {
+                sm[warp][gi] = m[gi];
+                sl[warp][gi] = l[gi];
+            }
+        }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < G * D; i += blockDim.x) {
+        int gi = i / D, d = i % D;
+        float mn = fmaxf(fmaxf(sm[0][gi], sm[1][gi]), fmaxf(sm[2][gi], sm[3][gi]));
+        float ls = 0.f, a = 0.f;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            float c = rescale(sm[k][gi], mn);
+            ls += sl[k][gi] * c;
+            a += sacc[k][gi][d] * c;
+        }
+        int h = g * G + gi;
+        float o = ls > 0.f ? a / ls : 0.f;
+        float ln = ls > 0.f ? (mn + log2f(ls)) * LN2 : -INFINITY;
+        if (gridDim.z == 1) {
+            stf(out, odt, (long)row * nHeads * D + (long)h * D + d, o);
+            if (d == 0) lse[(long)row * nHeads + h] = ln;
+        } else {
+            long pw = (long)z * nWork + w;
+            po[(pw * nHeads + h) * D + d] = o;
+            if (d == 0) plse[pw * nHeads + h] = ln;
+        }
+    }
+}
+
+#define ROWS_KERNEL(D, G)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(128) attn_rows_d##D##_g##G(                                      \
+        void* out, int odt, float* lse, float* po, float* plse, const void* q, int qdt, const int* wRow,          \
+        const int* wSeq, const int* wLimit, int nWork, const bf16* kp, const bf16* vp, const int* tables,         \
+        const int* tableOff, int bs, int rowStride, int maxLen, const int* lens, int nHeads, int chunk,           \
+        float scaleLog2) {                                                                                       \
+        attn_rows<D, G>(out, odt, lse, po, plse, q, qdt, wRow, wSeq, wLimit, nWork, kp, vp, tables, tableOff, bs, \
+                        rowStride, maxLen, lens, nHeads, chunk, scaleLog2);                                      \
+    }
+#define ROWS_KERNELS(D) ROWS_KERNEL(D, 1) ROWS_KERNEL(D, 2) ROWS_KERNEL(D, 4) ROWS_KERNEL(D, 8)
+ROWS_KERNELS(8)
+ROWS_KERNELS(16)
+ROWS_KERNELS(32)
+ROWS_KERNELS(64)
+ROWS_KERNELS(128)
+
+// Folds the key splits of the row kernel: one warp per (work item, head).
+extern "C" __global__ void attn_merge_splits(void* out, int odt, float* lse, const float* po, const float* plse,
+                                             const int* wRow, int nWork, int nHeads, int D, int splits) {
+    int wid = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (wid >= nWork * nHeads) return;
+    int w = wid / nHeads, h = wid % nHeads;
+    float mx = -INFINITY;
+    for (int z = 0; z < splits; z++) mx = fmaxf(mx, plse[((long)z * nWork + w) * nHeads + h]);
+    float den = 0.f;
+    for (int z = 0; z < splits; z++) den += rescale(plse[((long)z * nWork + w) * nHeads + h] * 1.4426950408889634f,
+                                                   mx * 1.4426950408889634f);
+    int row = wRow ? wRow[w] : w;
+    for (int d = lane; d < D; d += 32) {
+        float a = 0.f;
+        for (int z = 0; z < splits; z++) {
+            long pw = (long)z * nWork + w;
+            float c = rescale(plse[pw * nHeads + h] * 1.4426950408889634f, mx * 1.4426950408889634f);
+            if (c > 0.f) a += c * po[(pw * nHeads + h) * D + d];
+        }
+        stf(out, odt, ((long)row * nHeads + h) * D + d, den > 0.f ? a / den : 0.f);
+    }
+    if (lane == 0) lse[(long)row * nHeads + h] = den > 0.f ? mx + logf(den) : -INFINITY;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prefill kernel (flash-attention style, tensor cores): one block of NW warps per (head, tile of
+// BQ = 16*NW query rows of one sequence); each warp owns 16 query rows. K/V tiles of 64 keys are
+// double-buffered through cp.async; S = Q K^T and O += P V run on mma.sync m16n8k16 with the
+// probabilities kept in registers. q must be bf16.
+// ---------------------------------------------------------------------------------------------
+template <int D>
+__device__ __forceinline__ int aswz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
+
+template <int D, int NW, int BKV, int MT, int KST>
+__device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, const bf16* q, const int* tSeq,
+                                             const int* tQ0, const int* qStart, const int* qLen, const int* kvLen,
+                                             const bf16* kp, const bf16* vp, const int* tables, const int* tableOff,
+                                             int bs, int rowStride, int maxLen, const int* lens, int nHeads,
+                                             int nKvHeads, float scaleLog2) {
+    // Each warp owns MT x 16 query rows; every K/V fragment read from shared memory feeds MT row tiles.
+    constexpr int WR = 16 * MT, BQ = WR * NW, CH = D / 8, THREADS = NW * 32, NT8 = BKV / 8;
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    bf16* sQ = reinterpret_cast<bf16*>(smem_raw);
+    bf16* sK = sQ + BQ * D;        // [KST][BKV][D]
+    bf16* sV = sK + KST * BKV * D;  // [KST][BKV][D]
+
+    const int h = blockIdx.x, tile = blockIdx.y;
+    const int g = h / (nHeads / nKvHeads);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int s = tSeq[tile], q0 = tQ0[tile];
+    const bool causal = tables != nullptr;
+    const int ql = qLen[s];
+    const int kl = causal ? kvLen[s] : lens[g];
+    const int rowsValid = min(BQ, ql - q0);
+    const int offset = kl - ql;  // query j sees keys <= offset + j (causal)
+    const int nKeys = causal ? offset + q0 + rowsValid : kl;
+    const int toff = causal ? tableOff[s] : 0;
+    const long qRow0 = (long)qStart[s] + q0;
+    const int qStride = nHeads * D;
+
+    // Q tile
+    for (int i = tid; i < BQ * CH; i += THREADS) {
+        int r = i / CH, c = i % CH;
+        bool ok = r < rowsValid;
+        const bf16* src = ok ? q + (qRow0 + r) * qStride + (long)h * D + c * 8 : q;
+        cp_async16(smem_u32(sQ + aswz<D>(r, c)), src, ok ? 16 : 0);
+    }
+    auto load_kv = [&](int buf, int j) {
+        bf16* dk = sK + buf * BKV * D;
+        bf16* dv = sV + buf * BKV * D;
+        for (int i = tid; i < BKV * CH; i += THREADS) {
+            int r = i / CH, c = i % CH;
+            int t = j * BKV + r;
+            bool ok = t < nKeys;
+            long e = ok ? key_elem(tables, toff, bs, rowStride, maxLen, g, D, t) + c * 8 : 0;
+            cp_async16(smem_u32(dk + aswz<D>(r, c)), kp + e, ok ? 16 : 0);
+            cp_async16(smem_u32(dv + aswz<D>(r, c)), vp + e, ok ? 16 : 0);
+        }
+    };
+    // A warp whose rows all lie past the sequence's end still takes part in loads and barriers.
+    // KST-stage pipeline: commit group i holds K/V tile i (group 0 also the Q tile).
+    const int nT = (nKeys + BKV - 1) / BKV;
+#pragma unroll
+    for (int st = 0; st < KST - 1; st++) {
+        if (st < nT) load_kv(st, st);
+        cp_async_commit();
+    }
+
+    uint32_t qf[MT][D / 16][4];
+    float o[MT][D / 8][4];
+    float mrow[MT][2], lrow[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int i = 0; i < D / 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) o[mt][i][e] = 0.f;
+        mrow[mt][0] = mrow[mt][1] = -INFINITY;
+        lrow[mt][0] = lrow[mt][1] = 0.f;
+    }
+    const int wrow = warp * WR;  // first row of this warp within the tile
+
+    for (int j = 0; j < nT; j++) {
+        cp_async_wait<KST - 2>();  // tile j has landed
+        __syncthreads();           // ... for every thread, and every thread is done with tile j - 1
+        if (j + KST - 1 < nT) load_kv((j + KST - 1) % KST, j + KST - 1);
+        cp_async_commit();
+        if (j == 0) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int kk = 0; kk < D / 16; kk++) {
+                    int r = wrow + mt * 16 + (lane & 15);
+                    ldmatrix_x4(smem_u32(sQ + aswz<D>(r, kk * 2 + (lane >> 4))), qf[mt][kk][0], qf[mt][kk][1],
+                                qf[mt][kk][2], qf[mt][kk][3]);
+                }
+        }
+        const bf16* cK = sK + (j % KST) * BKV * D;
+        const bf16* cV = sV + (j % KST) * BKV * D;
+
+        float sc[MT][NT8][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int n = 0; n < NT8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) sc[mt][n][e] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+            for (int n2 = 0; n2 < NT8 / 2; n2++) {
+                uint32_t b0, b1, b2, b3;
+                int r = n2 * 16 + (lane & 7) + ((lane >> 4) << 3);
+                ldmatrix_x4(smem_u32(cK + aswz<D>(r, kk * 2 + ((lane >> 3) & 1))), b0, b1, b2, b3);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_bf16(sc[mt][2 * n2], qf[mt][kk], b0, b1);
+                    mma_bf16(sc[mt][2 * n2 + 1], qf[mt][kk], b2, b3);
+                }
+            }
+        }
+
+        // mask, online softmax: max over raw scores (the scale is positive), p = 2^(s * scale - max)
+        const int kBase = j * BKV;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            const int rt = wrow + mt * 16;  // first row of this 16-row tile
+            const bool needMask = causal ? (kBase + BKV - 1 > offset + q0 + rt) : (kBase + BKV > kl);
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                int lim = causal ? offset + q0 + rt + (lane >> 2) + hh * 8 : kl - 1;  // last visible key
+                float mx = -INFINITY;
+#pragma unroll
+                for (int n = 0; n < NT8; n++) {
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        float v = sc[mt][n][2 * hh + e];
+                        if (needMask && kBase + n * 8 + (lane & 3) * 2 + e > lim) v = -INFINITY;
+                        sc[mt][n][2 * hh + e] = v;
+                        mx = fmaxf(mx, v);
+                    }
+                }
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                float mn = fmaxf(mrow[mt][hh], mx * scaleLog2);
+                float base = mn == -INFINITY ? 0.f : mn;
+                float c = rescale(mrow[mt][hh], mn);
+                float sum = 0.f;
+#pragma unroll
+                for (int n = 0; n < NT8; n++) {
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        float p = fast_exp2(fmaf(sc[mt][n][2 * hh + e], scaleLog2, -base));
+                        sc[mt][n][2 * hh + e] = p;
+                        sum += p;
+                    }
+                }
+                lrow[mt][hh] = lrow[mt][hh] * c + sum;
+                mrow[mt][hh] = mn;
+#pragma unroll
+                for (int dn = 0; dn < D / 8; dn++) {
+                    o[mt][dn][2 * hh] *= c;
+                    o[mt][dn][2 * hh + 1] *= c;
+                }
+            }
+        }
+
+        // O += P V
+#pragma unroll
+        for (int kk = 0; kk < BKV / 16; kk++) {
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                a[mt][0] = pack_bf16x2(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
+                a[mt][1] = pack_bf16x2(sc[mt][2 * kk][2], sc[mt][2 * kk][3]);
+                a[mt][2] = pack_bf16x2(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
+                a[mt][3] = pack_bf16x2(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
+            }
+#pragma unroll
+            for (int dn2 = 0; dn2 < D / 16; dn2++) {
+                uint32_t b0, b1, b2, b3;
+                int r = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+                ldmatrix_x4_trans(smem_u32(cV + aswz<D>(r, dn2 * 2 + (lane >> 4))), b0, b1, b2, b3);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_bf16(o[mt][2 * dn2], a[mt], b0, b1);
+                    mma_bf16(o[mt][2 * dn2 + 1], a[mt], b2, b3);
+                }
+            }
+        }
+    }
+    cp_async_wait<0>();
+
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int hh = 0; hh < 2; hh++) {
+            float l = lrow[mt][hh];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            int r = wrow + mt * 16 + (lane >> 2) + hh * 8;
+            if (r >= rowsValid) continue;
+            long row = qRow0 + r;
+            float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+            for (int dn = 0; dn < D / 8; dn++) {
+                int col = h * D + dn * 8 + (lane & 3) * 2;
+                float v0 = o[mt][dn][2 * hh] * inv, v1 = o[mt][dn][2 * hh + 1] * inv;
+                long at = row * qStride + col;
+                if (odt == DT_BF16) {
+                    *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(out) + at) = pack_bf16x2(v0, v1);
+                } else {
+                    reinterpret_cast<float*>(out)[at] = v0;
+                    reinterpret_cast<float*>(out)[at + 1] = v1;
+                }
+            }
+            if ((lane & 3) == 0) lse[row * nHeads + h] = l > 0.f ? (mrow[mt][hh] + log2f(l)) * LN2 : -INFINITY;
+        }
+    }
+}
+
+#define PREFILL_KERNEL(D, NW, BKV, MT, KST, NAME)                                                                         \
+    extern "C" __global__ void __launch_bounds__(NW * 32) NAME(                                                  \
+        void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0, const int* qStart,       \
+        const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp, const int* tables,                    \
+        const int* tableOff, int bs, int rowStride, int maxLen, const int* lens, int nHeads, int nKvHeads,       \
+        float scaleLog2) {                                                                                       \
+        attn_prefill<D, NW, BKV, MT, KST>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
+                            rowStride, maxLen, lens, nHeads, nKvHeads, scaleLog2);                               \
+    }
+// name: w<warps>[_s<K/V pipeline stages, 2 if absent>]. Also measured and dropped (docs/gpu-notes.md):
+// 128-key tiles and two 16-row tiles per warp, both slower on the H100.
+PREFILL_KERNEL(64, 4, 64, 1, 2, attn_prefill_d64_w4)
+PREFILL_KERNEL(64, 8, 64, 1, 2, attn_prefill_d64_w8)
+PREFILL_KERNEL(64, 4, 64, 1, 3, attn_prefill_d64_w4_s3)
+PREFILL_KERNEL(64, 8, 64, 1, 3, attn_prefill_d64_w8_s3)
+PREFILL_KERNEL(64, 8, 64, 1, 4, attn_prefill_d64_w8_s4)
+PREFILL_KERNEL(128, 4, 64, 1, 2, attn_prefill_d128_w4)
+PREFILL_KERNEL(128, 8, 64, 1, 2, attn_prefill_d128_w8)
+PREFILL_KERNEL(128, 8, 64, 1, 3, attn_prefill_d128_w8_s3)

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One script for the GPU machine (H100, driver 580 / CUDA 13, PyTorch, no Java).
+#
+#   scripts/gpu/run-on-device.sh pack
+#       here: builds the gpu jars (mvn -o, nvcc -> PTX), gathers jcuda + natives + slf4j + the JUnit console
+#       launcher, makes a jlinked JDK 17 runtime (cached), and copies everything with this script and its
+#       python peers into <main checkout>/.device-carry (ignored by git; the device tool ships that tree).
+#   bash .device-carry/run-on-device.sh device [quick|full] [copy,gemm,gemv,prefill,decode]
+#       on the device: runs the CUDA tests, the kernel benchmarks (CudaBench), the PyTorch peer on the
+#       same shapes, and prints one table (ours vs torch vs floor). Logs go to $OUT.
+set -euo pipefail
+mode=${1:?usage: run-on-device.sh pack | device [quick|full] [filter]}
+
+if [[ $mode == pack ]]; then
+  repo=$(cd "$(dirname "$0")/../.." && pwd)
+  main=${SPS2_DEVICE_REPO:-/work/main}
+  carry=$main/.device-carry
+  m2=${M2_REPO:-$HOME/.m2/repository}
+  cd "$repo"
+  mvn -o -q -B -pl gpu -am package -DskipTests
+  ls gpu/target/classes/sps2/gpu/cuda/ptx/*.ptx >/dev/null || { echo "no PTX built (nvcc missing?)"; exit 1; }
+  mkdir -p "$carry/lib"
+  rm -f "$carry"/lib/*.jar
+  cp model/target/sps2-model-*.jar gpu/target/sps2-gpu-*.jar "$carry/lib/"
+  jar cf "$carry/lib/sps2-gpu-tests.jar" -C gpu/target/test-classes .
+  cp "$m2/org/jcuda/jcuda/12.6.0/jcuda-12.6.0.jar" \
+     "$m2/org/jcuda/jcuda-natives/12.6.0/jcuda-natives-12.6.0-linux-x86_64.jar" \
+     "$m2/org/slf4j/slf4j-api/2.0.16/slf4j-api-2.0.16.jar" "$carry/lib/"
+  junit=$m2/org/junit/platform/junit-platform-console-standalone/1.11.4/junit-platform-console-standalone-1.11.4.jar
+  [[ -f $junit ]] || mvn -q -B dependency:get -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4
+  cp "$junit" "$carry/lib/"
+  if [[ ! -f $carry/jre.tar.xz ]]; then
+    tmp=$(mktemp -d)
+    jlink --add-modules java.base,java.logging,java.management,java.xml,java.scripting,java.naming,jdk.unsupported,jdk.incubator.vector,jdk.management,jdk.zipfs \
+      --strip-debug --no-header-files --no-man-pages --compress=2 --output "$tmp/jre"
+    tar -C "$tmp" -cJf "$carry/jre.tar.xz" jre
+    rm -rf "$tmp"
+  fi
+  cp scripts/gpu/run-on-device.sh scripts/gpu/torch_peer.py scripts/gpu/table.py "$carry/"
+  du -sh "$carry"
+  exit 0
+fi
+
+# ---- device side ----
+here=$(cd "$(dirname "$0")" && pwd)
+scope=${2:-full}
+filter=${3:-}
+out=${OUT:-/tmp/sps2-out}
+mkdir -p "$out" /tmp/sps2
+[[ -x /tmp/sps2/jre/bin/java ]] || tar -C /tmp/sps2 -xJf "$here/jre.tar.xz"
+java=/tmp/sps2/jre/bin/java
+cp_=$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv || true
+$java -version 2>&1 | head -1
+if [[ $scope != bench ]]; then
+  $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
+    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true
+fi
+set +e
+$java -cp "$cp_" sps2.gpu.cuda.CudaBench "$scope" "$filter" 2>&1 | tee "$out/ours.tsv" | grep -v "^BENCH"
+PYTHONUNBUFFERED=1 python3 "$here/torch_peer.py" "$scope" "$filter" 2>&1 | tee "$out/torch.tsv" | grep -v "^TORCH"
+python3 "$here/table.py" "$out/ours.tsv" "$out/torch.tsv" | tee "$out/table.txt"
