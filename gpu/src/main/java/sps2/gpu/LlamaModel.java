@@ -204,9 +204,9 @@ public final class LlamaModel implements AutoCloseable {
             k = backend.allocate(capacity, config.kvDim());
             v = backend.allocate(capacity, config.kvDim());
             att = backend.allocate(capacity, qDim);
-            lse = backend.allocate(capacity, config.nHeads());
+            lse = backend.allocateFloat(capacity, config.nHeads());
             att2 = backend.allocate(capacity, qDim);
-            lse2 = backend.allocate(capacity, config.nHeads());
+            lse2 = backend.allocateFloat(capacity, config.nHeads());
             hb = backend.allocate(capacity, config.hiddenDim());
             hb2 = backend.allocate(capacity, config.hiddenDim());
             logits = backend.allocate(logitsCapacity, config.vocabSize());
