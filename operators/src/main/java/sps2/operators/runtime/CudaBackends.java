@@ -1,17 +1,24 @@
 package sps2.operators.runtime;
 
+import jcuda.driver.JCudaDriver;
 import sps2.gpu.Backend;
 import sps2.gpu.cuda.CudaBackend;
 
-/** Opens the CUDA backend on one device, or says clearly why it cannot. */
+/**
+ * Opens the CUDA backend for a shard, or says clearly why it cannot. Shard i uses device i mod the device
+ * count, so one task manager slot per GPU gives every shard its own GPU, and more shards than GPUs (a dry
+ * run of 4 shards on one GPU) share them.
+ */
 final class CudaBackends {
     private CudaBackends() {
     }
 
-    static Backend create(int device) {
+    static Backend create(int shard) {
         if (!CudaBackend.isAvailable()) {
             throw new IllegalArgumentException("The CUDA backend is unavailable: " + CudaBackend.unavailableReason());
         }
-        return new CudaBackend(device);
+        int[] count = {0};
+        JCudaDriver.cuDeviceGetCount(count);
+        return new CudaBackend(shard % Math.max(1, count[0]));
     }
 }
