@@ -74,9 +74,9 @@ public final class Plots {
         return files;
     }
 
-    /** Bin width for throughput over time: about 60 bins, at least 0.25 s, rounded to a readable value. */
+    /** Bin width for throughput over time: about 30 bins, at least 0.25 s, rounded to a readable value. */
     static double binSeconds(double durationS) {
-        double raw = Math.max(0.25, durationS / 60);
+        double raw = Math.max(0.25, durationS / 30);
         double[] nice = {0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600};
         for (double n : nice) {
             if (raw <= n) {
@@ -130,19 +130,50 @@ public final class Plots {
         return new double[][] {x, y};
     }
 
+    /**
+     * A right-continuous step function through points (x_i, y_i) as corner points for a line chart: it starts at
+     * (x_0, y0), rises to y_0 at x_0, stays until x_1, rises to y_1, and so on.
+     */
+    static double[][] steps(double[][] points, double y0) {
+        int n = points[0].length;
+        double[] x = new double[2 * n];
+        double[] y = new double[2 * n];
+        for (int i = 0; i < n; i++) {
+            x[2 * i] = points[0][i];
+            y[2 * i] = i == 0 ? y0 : points[1][i - 1];
+            x[2 * i + 1] = points[0][i];
+            y[2 * i + 1] = points[1][i];
+        }
+        return new double[][] {x, y};
+    }
+
+    /** Corner points of a histogram's outline from {bin middles, heights}: each height held from its bin's start to its end. */
+    static double[][] outline(double[][] bins) {
+        int n = bins[0].length;
+        double half = n > 1 ? (bins[0][1] - bins[0][0]) / 2 : bins[0][0];
+        double[] x = new double[2 * n];
+        double[] y = new double[2 * n];
+        for (int i = 0; i < n; i++) {
+            x[2 * i] = bins[0][i] - half;
+            x[2 * i + 1] = bins[0][i] + half;
+            y[2 * i] = bins[1][i];
+            y[2 * i + 1] = bins[1][i];
+        }
+        return new double[][] {x, y};
+    }
+
     private static XYChart cdf(String title, String xTitle, Map<String, double[]> data) {
         XYChart chart = chart(title, xTitle, "fraction ≤ x");
-        chart.getStyler().setYAxisMin(0.0).setYAxisMax(1.0);
+        chart.getStyler().setYAxisMin(0.0).setYAxisMax(1.0).setXAxisMin(0.0);
         chart.getStyler().setYAxisDecimalPattern("0.0");
         int c = 0;
         for (Map.Entry<String, double[]> e : data.entrySet()) {
             if (e.getValue().length == 0) {
                 continue;
             }
-            double[][] p = cdfPoints(e.getValue());
+            double[][] p = steps(cdfPoints(e.getValue()), 0);
             XYSeries s = chart.addSeries(e.getKey() + " (n=" + e.getValue().length + ")", p[0], p[1]);
             style(s, c++);
-            s.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Step);
         }
         if (c == 0) {
             style(chart.addSeries("no completed requests", new double[] {0}, new double[] {0}), 0);
@@ -152,12 +183,12 @@ public final class Plots {
 
     private static XYChart timeSeries(String title, String yTitle, Map<String, double[][]> data) {
         XYChart chart = chart(title, "time since the replay started (s)", yTitle);
-        chart.getStyler().setYAxisMin(0.0);
+        chart.getStyler().setYAxisMin(0.0).setXAxisMin(0.0);
         int c = 0;
         for (Map.Entry<String, double[][]> e : data.entrySet()) {
-            XYSeries s = chart.addSeries(e.getKey(), e.getValue()[0], e.getValue()[1]);
+            double[][] p = outline(e.getValue());
+            XYSeries s = chart.addSeries(e.getKey(), p[0], p[1]);
             style(s, c++);
-            s.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
         }
         return chart;
     }

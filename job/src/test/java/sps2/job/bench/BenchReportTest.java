@@ -80,7 +80,13 @@ class BenchReportTest {
         assertEquals(10_000, thinned[0][1999], 1e-9);
         assertEquals(1.0, thinned[1][1999], 1e-9);
         assertEquals(0.25, Plots.binSeconds(3));
-        assertEquals(2.0, Plots.binSeconds(100));
+        assertEquals(5.0, Plots.binSeconds(100));
+        double[][] steps = Plots.steps(new double[][] {{1, 2}, {0.5, 1}}, 0);
+        assertArrayEquals(new double[] {1, 1, 2, 2}, steps[0], 1e-9);
+        assertArrayEquals(new double[] {0, 0.5, 0.5, 1}, steps[1], 1e-9);
+        double[][] outline = Plots.outline(decode);
+        assertArrayEquals(new double[] {0, 1, 1, 2}, outline[0], 1e-9);
+        assertArrayEquals(new double[] {2, 2, 1, 1}, outline[1], 1e-9);
     }
 
     @Test
