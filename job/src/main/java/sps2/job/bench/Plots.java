@@ -164,7 +164,10 @@ public final class Plots {
 
     private static XYChart cdf(String title, String xTitle, Map<String, double[]> data) {
         XYChart chart = chart(title, xTitle, "fraction ≤ x");
-        chart.getStyler().setYAxisMin(0.0).setYAxisMax(1.0).setXAxisMin(0.0);
+        // XChart 3.8 puts the ticks on the data values when they are equally spaced, as the k/n of a CDF are, and
+        // then labels them with the rounded decimal pattern at the wrong heights. An axis minimum a little below 0
+        // whose distance to 0 is no 1/n (within XChart's 1e-4) makes it compute ordinary ticks at 0.0, 0.1, ... 1.0.
+        chart.getStyler().setYAxisMin(-0.0225).setYAxisMax(1.0).setXAxisMin(0.0);
         chart.getStyler().setYAxisDecimalPattern("0.0");
         int c = 0;
         for (Map.Entry<String, double[]> e : data.entrySet()) {

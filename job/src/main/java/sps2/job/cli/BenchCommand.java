@@ -175,16 +175,25 @@ public final class BenchCommand implements Callable<Integer> {
                 for (int i = 0; i < warmupRequests; i++) {
                     warmups.add(Workload.warmup("warmup-" + m + "-" + i, warmupShape.promptLength(), 8, options));
                 }
-                System.err.printf(Locale.ROOT, "Running %d requests in %s mode on %d %s, %d KV blocks of %d tokens each ...%n",
-                        workload.requests().size(), m, shards, m.equals("sps2") ? "shards" : "workers", settings.kvBlocks(), settings.blockSize());
+                System.err.printf(Locale.ROOT, "Running %d requests in %s mode on %d %s (%d KV blocks of %d tokens each); starting the job and "
+                        + "waiting for %d warm-up requests ...%n", workload.requests().size(), m, shards, m.equals("sps2") ? "shards" : "workers",
+                        settings.kvBlocks(), settings.blockSize(), warmups.size());
                 ModeRunner.ModeRun run;
-                try (ProgressBar bar = progressBar(m, workload.requests().size())) {
+                ProgressBar[] bar = {null};
+                try {
                     run = runner.run(settings, workload, warmups, (finished, total, tokens, expected) -> {
-                        if (bar != null) {
-                            bar.stepTo(finished);
-                            bar.setExtraMessage(String.format(Locale.ROOT, " tokens %d/%d", tokens, expected));
+                        if (bar[0] == null && !noProgress) {
+                            bar[0] = progressBar(m, total);
+                        }
+                        if (bar[0] != null) {
+                            bar[0].stepTo(finished);
+                            bar[0].setExtraMessage(String.format(Locale.ROOT, " tokens %d/%d", tokens, expected));
                         }
                     });
+                } finally {
+                    if (bar[0] != null) {
+                        bar[0].close();
+                    }
                 }
                 outcomes.put(m, run.outcomes());
                 summaries.add(ModeSummary.of(m, shards, run.outcomes(), slo));
