@@ -121,7 +121,7 @@ public final class BenchReport {
     public static void writeCsv(Path file, Map<String, List<RequestOutcome>> runs, RequestOutcome.Slo slo) throws IOException {
         try (Writer w = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {
             w.write("mode,request_id,trace_index,arrival_ms,sent_ms,prompt_tokens,max_tokens,output_tokens,trace_input_length,"
-                    + "trace_output_length,clipped,completed,ttft_ms,tpot_ms,e2e_ms,max_tbt_ms,ttft_kafka_ms,meets_slo,error\n");
+                    + "trace_output_length,clipped,completed,ttft_ms,tpot_ms,e2e_ms,max_tbt_ms,ttft_job_ms,meets_slo,error\n");
             for (Map.Entry<String, List<RequestOutcome>> e : runs.entrySet()) {
                 for (RequestOutcome o : e.getValue()) {
                     BenchRequest r = o.request();
@@ -130,7 +130,7 @@ public final class BenchReport {
                             Integer.toString(r.promptLength()), Integer.toString(r.maxTokens()), Integer.toString(o.outputTokens()),
                             Integer.toString(r.traceInputLength()), Integer.toString(r.traceOutputLength()), Boolean.toString(r.clipped()),
                             Boolean.toString(o.completed()), num(o.ttftMs()), num(o.tpotMs()), num(o.e2eMs()), num(maxGap),
-                            num(o.ttftKafkaMs()), Boolean.toString(o.meets(slo)), csvText(o.error())));
+                            num(o.ttftJobMs()), Boolean.toString(o.meets(slo)), csvText(o.error())));
                     w.write('\n');
                 }
             }

@@ -9,11 +9,11 @@ package sps2.job.bench;
  * @param tokenIds     the token ids, same indices
  * @param finished     whether a final event arrived
  * @param error        the job's reason when it rejected or failed the request, else null
- * @param ttftKafkaMs  first token record's Kafka timestamp minus the request record's Kafka timestamp (the
- *                     job's side of TTFT, without consumer delivery), NaN when unknown
+ * @param ttftJobMs    the job's emit time of the first token ({@code TokenEvent.emitTimestampMs}) minus the client's
+ *                     wall clock at sending, in whole ms: TTFT without the token's trip to the consumer; NaN when unknown
  */
 public record RequestOutcome(BenchRequest request, double sentMs, double[] tokenMs, int[] tokenIds, boolean finished, String error,
-        double ttftKafkaMs) {
+        double ttftJobMs) {
 
     public RequestOutcome {
         tokenMs = tokenMs.clone();
