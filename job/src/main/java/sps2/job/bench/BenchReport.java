@@ -197,7 +197,7 @@ public final class BenchReport {
             h.append("</tr>\n");
         }
         h.append("</table>\n<p>Client-side metrics (vLLM serving-benchmark definitions), measured from the wall clock at which the ")
-                .append("Kafka consumer received each token. TBT pools all gaps between consecutive tokens; TPOT is per request ")
+                .append("Kafka consumer received each token (tokens that arrive in one fetch share a time, so some gaps are 0). TBT pools all gaps between consecutive tokens; TPOT is per request ")
                 .append("(e2e &minus; TTFT) / (tokens &minus; 1). A request meets the SLOs when TTFT &le; ")
                 .append(fmt(modes.isEmpty() ? Double.NaN : modes.get(0).slo().ttftMs())).append(" ms and TPOT &le; ")
                 .append(fmt(modes.isEmpty() ? Double.NaN : modes.get(0).slo().tbtMs())).append(" ms. ")

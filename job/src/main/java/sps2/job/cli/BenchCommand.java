@@ -41,9 +41,9 @@ import sps2.operators.JobSettings;
  * (sequence-parallel) and/or its Sarathi-Serve mode, and reports client-side latency and throughput.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Replay a serving trace (JSONL: timestamp, input_length, output_length, hash_ids) against the job through an",
-                "in-JVM Kafka broker and a local Flink cluster, in sps2 mode, Sarathi mode or both, and report TTFT, TBT, TPOT,",
-                "end-to-end latency, throughput and goodput (per-request CSV, JSON summary, PNG charts and an HTML page)."})
+        description = "Replay a serving trace (JSONL: timestamp, input_length, output_length, hash_ids) open-loop against the job through an "
+                + "in-JVM Kafka broker and an embedded Flink cluster, in sps2 mode, Sarathi mode or both, and report TTFT, TBT, TPOT, "
+                + "end-to-end latency, throughput and goodput (per-request CSV, JSON summary, PNG charts and an HTML page).")
 public final class BenchCommand implements Callable<Integer> {
     static final String DEFAULT_MODEL = "models/stories260K.gguf";
 
@@ -176,7 +176,7 @@ public final class BenchCommand implements Callable<Integer> {
                     warmups.add(Workload.warmup("warmup-" + m + "-" + i, warmupShape.promptLength(), 8, options));
                 }
                 System.err.printf(Locale.ROOT, "Running %d requests in %s mode on %d %s (%d KV blocks of %d tokens each); starting the job and "
-                        + "waiting for %d warm-up requests ...%n", workload.requests().size(), m, shards, m.equals("sps2") ? "shards" : "workers",
+                        + "waiting for %d warm-up requests ...%n", workload.requests().size(), m, shards, m.equals("sps2") ? "shard(s)" : "worker(s)",
                         settings.kvBlocks(), settings.blockSize(), warmups.size());
                 ModeRunner.ModeRun run;
                 ProgressBar[] bar = {null};
