@@ -17,8 +17,6 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import sps2.schemas.DeadLetter;
@@ -27,21 +25,7 @@ import sps2.schemas.GenerateRequest;
 import sps2.schemas.TokenEvent;
 
 /** Bad input never stops the job: each case gets its error event while good requests complete. */
-class BadInputTest {
-    private static JobHarness harness;
-
-    @BeforeAll
-    static void start() throws Exception {
-        harness = new JobHarness();
-    }
-
-    @AfterAll
-    static void stop() {
-        if (harness != null) {
-            harness.close();
-        }
-    }
-
+class BadInputTest extends JobTestBase {
     private static GenerateRequest.Builder ok(String id) {
         return GenerateRequest.newBuilder().setRequestId(id).setPrompt("Once upon a time").setMaxTokens(10).setTemperature(0f);
     }

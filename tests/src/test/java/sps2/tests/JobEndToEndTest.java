@@ -11,8 +11,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import sps2.gpu.Generator;
@@ -28,21 +26,7 @@ import sps2.schemas.GenerateRequest;
 import sps2.schemas.TokenEvent;
 
 /** The whole job on a real broker and a MiniCluster: every request gets exactly the tokens generate gives. */
-class JobEndToEndTest {
-    private static JobHarness harness;
-
-    @BeforeAll
-    static void start() throws Exception {
-        harness = new JobHarness();
-    }
-
-    @AfterAll
-    static void stop() {
-        if (harness != null) {
-            harness.close();
-        }
-    }
-
+class JobEndToEndTest extends JobTestBase {
     static GenerateRequest request(String id, String prompt, int maxTokens, float temperature, long seed) {
         return GenerateRequest.newBuilder().setRequestId(id).setPrompt(prompt).setMaxTokens(maxTokens).setTemperature(temperature)
                 .setTopP(0.9f).setSeed(seed).build();

@@ -8,8 +8,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -23,21 +21,7 @@ import sps2.schemas.TokenEvent;
  * requests again from their token history, and every request still ends with exactly the reference
  * tokens — replayed events repeat identical tokens, none is lost.
  */
-class RecoveryTest {
-    private static JobHarness harness;
-
-    @BeforeAll
-    static void start() throws Exception {
-        harness = new JobHarness();
-    }
-
-    @AfterAll
-    static void stop() {
-        if (harness != null) {
-            harness.close();
-        }
-    }
-
+class RecoveryTest extends JobTestBase {
     @ParameterizedTest(name = "mode {0}, {1} shards")
     @CsvSource({"sps2, 2", "sarathi, 1"})
     void aFailureMidGenerationLosesNothingAndChangesNothing(String mode, int shards) throws Exception {

@@ -6,29 +6,13 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 import sps2.schemas.GenerateRequest;
 
 /** Sequence-parallel prefill and decode with dense attention give the tokens of single-process generation. */
-class SequenceParallelTest {
-    private static JobHarness harness;
-
-    @BeforeAll
-    static void start() throws Exception {
-        harness = new JobHarness();
-    }
-
-    @AfterAll
-    static void stop() {
-        if (harness != null) {
-            harness.close();
-        }
-    }
-
+class SequenceParallelTest extends JobTestBase {
     /** A long story-like prompt of roughly the given number of tokens. */
     static String longPrompt(int sentences) {
         String[] parts = {"Lily went to the park with her mom.", "She saw a big red ball and a small dog.", "The dog was happy and ran fast.",
