@@ -19,9 +19,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import sps2.gpu.Backend;
-import sps2.gpu.CompactKv;
 import sps2.gpu.LlamaModel;
-import sps2.gpu.Tensor;
 import sps2.model.ModelConfig;
 import sps2.model.generation.StopRule;
 import sps2.model.sampler.Sampler;
@@ -433,6 +431,7 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
                         .setEmitTimestampMs(now)
                         .build();
                 ctx.output(TOKENS, ev);
+                metrics.token(w.requestId, w.outputIndex, ev.getFinished(), now, w.admittedAtMs);
                 int k = from + i;
                 result.requests[k] = w.requestId;
                 result.tokens[k] = token;
