@@ -8,6 +8,14 @@ public final class Backends {
     private Backends() {
     }
 
+    /**
+     * Which device a shard computes on: on the CPU every shard gets its own backend (its own threads), on
+     * CUDA shard i uses GPU i mod the GPU count, and shards on one GPU share its backend and weights.
+     */
+    public static int deviceOf(String kind, int shard) {
+        return kind.equals("cuda") ? CudaBackends.deviceOf(shard) : shard;
+    }
+
     public static Backend create(String kind, int device, int cpuThreads) {
         switch (kind) {
             case "cpu":

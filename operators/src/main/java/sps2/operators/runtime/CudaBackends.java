@@ -13,12 +13,17 @@ final class CudaBackends {
     private CudaBackends() {
     }
 
-    static Backend create(int shard) {
+    /** The device ordinal of a shard. */
+    static int deviceOf(int shard) {
         if (!CudaBackend.isAvailable()) {
             throw new IllegalArgumentException("The CUDA backend is unavailable: " + CudaBackend.unavailableReason());
         }
         int[] count = {0};
         JCudaDriver.cuDeviceGetCount(count);
-        return new CudaBackend(shard % Math.max(1, count[0]));
+        return shard % Math.max(1, count[0]);
+    }
+
+    static Backend create(int device) {
+        return new CudaBackend(device);
     }
 }
