@@ -148,6 +148,7 @@ m32 = load(torch.float32)
 for n, r in res.items():
     r["ref32"] = last_logits(m32, r["prompt"])[-1]
     r["forced32"] = last_logits(m32, list(r["prompt"]) + r["ours_greedy"][:-1], keep=STEPS)
+    r["fp32_greedy"] = greedy(m32, r["prompt"], STEPS)
 del m32
 
 for n, r in res.items():
@@ -170,7 +171,14 @@ for n, r in res.items():
             f"fp32 top-2 gap {(s[0] - s[1]).item():.4f})")
     f16 = sum(a == b for a, b in zip(og, r["forced16"]))
     f32 = sum(a == b for a, b in zip(og, r["forced32"].argmax(-1).tolist()))
-    log(f"CHECK {n}-token prompt, teacher-forced on our tokens: HF bf16 picks our token at {f16}/{STEPS} steps, HF fp32 at {f32}/{STEPS}")
+    base = sum(a == b for a, b in zip(r["forced16"], r["forced32"].argmax(-1).tolist()))
+    log(f"CHECK {n}-token prompt, teacher-forced on our tokens: HF bf16 picks our token at {f16}/{STEPS} steps, HF fp32 at {f32}/{STEPS} "
+        f"(baseline: HF bf16 picks HF fp32's token at {base}/{STEPS})")
+
+    def run_len(x, y):
+        return next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), len(x))
+    log(f"CHECK {n}-token prompt, greedy against HF fp32's greedy tokens: ours equal for the first {run_len(og, r['fp32_greedy'])}, "
+        f"HF bf16 for the first {run_len(hg, r['fp32_greedy'])} of {STEPS}")
 res = None
 
 # ---------------- timings ----------------
