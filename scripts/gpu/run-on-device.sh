@@ -8,6 +8,10 @@
 #   bash .device-carry/run-on-device.sh device [quick|full] [copy,gemm,gemv,prefill,decode]
 #       on the device: runs the CUDA tests, the kernel benchmarks (CudaBench), the PyTorch peer on the
 #       same shapes, and prints one table (ours vs torch vs floor). Logs go to $OUT.
+#   bash .device-carry/run-on-device.sh device model [stories,write,correct,prefill,decode]
+#       on the device: the whole model (ModelBench): stories260K greedy tokens CUDA vs CPU, a random
+#       Llama-3.2-1B-shaped checkpoint written in /tmp, its logits and greedy tokens against transformers
+#       (model_peer.py), end-to-end prefill/decode timings next to HF's and the floors. Logs go to $OUT.
 set -euo pipefail
 mode=${1:?usage: run-on-device.sh pack | device [quick|full] [filter]}
 
@@ -23,9 +27,15 @@ if [[ $mode == pack ]]; then
   rm -f "$carry"/lib/*.jar
   cp model/target/sps2-model-*.jar gpu/target/sps2-gpu-*.jar "$carry/lib/"
   jar cf "$carry/lib/sps2-gpu-tests.jar" -C gpu/target/test-classes .
+  jackson=$m2/com/fasterxml/jackson/core
   cp "$m2/org/jcuda/jcuda/12.6.0/jcuda-12.6.0.jar" \
      "$m2/org/jcuda/jcuda-natives/12.6.0/jcuda-natives-12.6.0-linux-x86_64.jar" \
-     "$m2/org/slf4j/slf4j-api/2.0.16/slf4j-api-2.0.16.jar" "$carry/lib/"
+     "$m2/org/slf4j/slf4j-api/2.0.16/slf4j-api-2.0.16.jar" "$m2/org/slf4j/slf4j-simple/2.0.16/slf4j-simple-2.0.16.jar" \
+     "$jackson/jackson-databind/2.19.2/jackson-databind-2.19.2.jar" "$jackson/jackson-core/2.19.2/jackson-core-2.19.2.jar" \
+     "$jackson/jackson-annotations/2.19.2/jackson-annotations-2.19.2.jar" "$carry/lib/"
+  shared=${SPS2_SHARED:-$repo/../shared}
+  [[ -f $shared/models/stories260K.gguf ]] || shared=/work/shared
+  cp "$shared/models/stories260K.gguf" "$carry/" || echo "stories260K.gguf not found: the device run skips the stories check"
   junit=$m2/org/junit/platform/junit-platform-console-standalone/1.11.4/junit-platform-console-standalone-1.11.4.jar
   [[ -f $junit ]] || mvn -q -B dependency:get -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4
   cp "$junit" "$carry/lib/"
@@ -36,7 +46,7 @@ if [[ $mode == pack ]]; then
     tar -C "$tmp" -cJf "$carry/jre.tar.xz" jre
     rm -rf "$tmp"
   fi
-  cp scripts/gpu/run-on-device.sh scripts/gpu/torch_peer.py scripts/gpu/table.py "$carry/"
+  cp scripts/gpu/run-on-device.sh scripts/gpu/torch_peer.py scripts/gpu/table.py scripts/gpu/model_peer.py "$carry/"
   du -sh "$carry"
   exit 0
 fi
@@ -52,6 +62,20 @@ java=/tmp/sps2/jre/bin/java
 cp_=$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv || true
 $java -version 2>&1 | head -1
+if [[ $scope == model ]]; then
+  set +e
+  work=/tmp/sps2-e2e
+  stories=$here/stories260K.gguf
+  [[ -f $stories ]] || stories=-
+  $java -Xmx24g --add-modules jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=info -cp "$cp_" \
+    sps2.gpu.cuda.ModelBench "$work" "$stories" "$filter" 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/ours_model.log"
+  OUT_TABLE=$out/model_table.txt PYTHONUNBUFFERED=1 python3 "$here/model_peer.py" "$work" "$out/ours_model.log" 2>&1 \
+    | tee "$out/hf_model.log" | grep -vE "^HF\s|it/s\]|Loading|^\s*$"
+  echo "=== summary"
+  grep -hE "^CHECK|FAILED|^decode batch|^prefill [0-9]" "$out/ours_model.log" "$out/hf_model.log"
+  cat "$out/model_table.txt"
+  exit 0
+fi
 if [[ $scope != bench ]]; then
   $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
     --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true

@@ -1,0 +1,285 @@
+"""Hugging Face peer of ModelBench (the whole Llama-3.2-1B-shaped model on one GPU).
+
+Usage: model_peer.py WORK_DIR OURS_LOG
+  WORK_DIR holds ckpt/ (the random checkpoint ModelBench wrote), prompt_N.i32, ours_logits_N.f32 and
+  ours_greedy_N.i32; OURS_LOG is ModelBench's stdout (its E2E lines are the timings of our backend).
+
+1. Correctness: transformers' LlamaForCausalLM (bf16, SDPA) on the same files; last-position logits of the
+   1K and 8K prompts against ours (relative L2 error, top-1), both also against a float32 run of the same
+   model; greedy tokens for 64 steps (agreement, first divergence and the float32 logit margin there); and
+   teacher-forced agreement (HF's argmax given our own prefix at each of our 64 steps).
+2. Timings: the ceilings (device copy, 8192^3 bf16 matmul), HF prefill 8K/32K (SDPA), HF decode step at
+   batch 1/32/128 with a 4K KV cache (eager PyTorch, DynamicCache); then one table with our figures,
+   HF's and the floors.
+"""
+import os
+import sys
+import time
+
+import glob
+import re
+
+import numpy as np
+import torch
+
+wd, ours_log = sys.argv[1], sys.argv[2]
+ckpt = os.path.join(wd, "ckpt")
+# SPS2_PEER_DRYRUN=1: on the CPU with tiny sizes, to check this script on a small checkpoint without a GPU
+DRY = os.environ.get("SPS2_PEER_DRYRUN") == "1"
+dev = "cpu" if DRY else "cuda"
+STEPS = 64
+CTX = 64 if DRY else 4096
+PREFILLS = (128, 256) if DRY else (8192, 32768)
+BATCHES = (1, 2) if DRY else (1, 32, 128)
+torch.manual_seed(0)
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+HF_MS = {}
+
+
+def hf(key, ms):
+    HF_MS[key] = ms
+    print(f"HF\t{key}\t{ms:.5f}", flush=True)
+
+
+def sync():
+    if not DRY:
+        torch.cuda.synchronize()
+
+
+def timed_graph(op, inner=10, reps=9):
+    if DRY:
+        op()
+        t0 = time.perf_counter()
+        op()
+        return (time.perf_counter() - t0) * 1e3
+    op(); op()
+    torch.cuda.synchronize()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        op()
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for _ in range(inner):
+            op()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record(); g.replay(); b.record(); b.synchronize()
+        times.append(a.elapsed_time(b) / inner)
+    times.sort()
+    return times[reps // 2]
+
+
+def ints(name):
+    return np.fromfile(os.path.join(wd, name), dtype="<i4").astype(np.int64)
+
+
+def floats(name):
+    return torch.from_numpy(np.fromfile(os.path.join(wd, name), dtype="<f4")).to(dev)
+
+
+def rel(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def load(dtype):
+    from transformers import LlamaForCausalLM
+    try:
+        m = LlamaForCausalLM.from_pretrained(ckpt, dtype=dtype, attn_implementation="sdpa")
+    except TypeError:
+        m = LlamaForCausalLM.from_pretrained(ckpt, torch_dtype=dtype, attn_implementation="sdpa")
+    return m.to(dev).eval()
+
+
+@torch.no_grad()
+def last_logits(m, ids, keep=1):
+    x = torch.tensor([list(ids)], device=dev)
+    return m(input_ids=x, use_cache=False, logits_to_keep=keep).logits[0].float()
+
+
+@torch.no_grad()
+def greedy(m, ids, steps):
+    out = m(input_ids=torch.tensor([list(ids)], device=dev), use_cache=True, logits_to_keep=1)
+    pkv, toks = out.past_key_values, []
+    nxt = out.logits[0, -1].argmax()
+    for i in range(steps):
+        toks.append(int(nxt))
+        if i + 1 == steps:
+            break
+        out = m(input_ids=nxt.view(1, 1), past_key_values=pkv, use_cache=True)
+        pkv = out.past_key_values
+        nxt = out.logits[0, -1].argmax()
+    return toks
+
+
+# ---------------- correctness ----------------
+log("torch", torch.__version__, "cpu (dry run)" if DRY else torch.cuda.get_device_name())
+import transformers  # noqa: E402
+log("transformers", transformers.__version__)
+t0 = time.time()
+m16 = load(torch.bfloat16)
+log(f"loaded the bf16 model in {time.time() - t0:.1f} s")
+res = {}
+sizes = sorted(int(re.search(r"_(\d+)\.f32$", f).group(1)) for f in glob.glob(os.path.join(wd, "ours_logits_*.f32")))
+if not sizes:
+    log("CHECK: ModelBench wrote no logits (ours_logits_N.f32), so nothing was compared")
+for n in sizes:
+    name = f"ours_logits_{n}.f32"
+    prompt = ints(f"prompt_{n}.i32")
+    ours = floats(name)
+    ours_greedy = [int(t) for t in ints(f"ours_greedy_{n}.i32")]
+    ref16 = last_logits(m16, prompt)[-1]
+    hf_greedy = greedy(m16, prompt, STEPS)
+    # HF's argmax given our own prefix at each of our steps (no compounding of earlier choices)
+    forced16 = last_logits(m16, list(prompt) + ours_greedy[:-1], keep=STEPS).argmax(-1).tolist()
+    res[n] = dict(prompt=prompt, ours=ours, ref16=ref16, ours_greedy=ours_greedy, hf_greedy=hf_greedy, forced16=forced16)
+del m16
+if not DRY:
+    torch.cuda.empty_cache()
+
+m32 = load(torch.float32)
+for n, r in res.items():
+    r["ref32"] = last_logits(m32, r["prompt"])[-1]
+    r["forced32"] = last_logits(m32, list(r["prompt"]) + r["ours_greedy"][:-1], keep=STEPS)
+    r["fp32_greedy"] = greedy(m32, r["prompt"], STEPS)
+del m32
+
+for n, r in res.items():
+    ours, ref16, ref32 = r["ours"], r["ref16"], r["ref32"]
+    top = lambda x: int(x.argmax())  # noqa: E731
+    log(f"CHECK {n}-token prompt, last-position logits: ours vs HF bf16 rel. error {rel(ours, ref16):.2e} (max abs {(ours - ref16).abs().max().item():.3f}); "
+        f"ours vs HF fp32 {rel(ours, ref32):.2e}; HF bf16 vs HF fp32 {rel(ref16, ref32):.2e}; finite {bool(torch.isfinite(ours).all())}")
+    top5 = set(ref16.topk(5).indices.tolist())
+    log(f"CHECK {n}-token prompt, top-1: ours {top(ours)}, HF bf16 {top(ref16)}, HF fp32 {top(ref32)}; ours in HF bf16 top-5: {top(ours) in top5}")
+    og, hg = r["ours_greedy"], r["hf_greedy"]
+    agree = sum(a == b for a, b in zip(og, hg))
+    first = next((i for i, (a, b) in enumerate(zip(og, hg)) if a != b), None)
+    if first is None:
+        log(f"CHECK {n}-token prompt, greedy {STEPS} steps: all {STEPS} tokens equal HF bf16's")
+    else:
+        l32 = r["forced32"][first]
+        s = torch.sort(l32, descending=True).values
+        log(f"CHECK {n}-token prompt, greedy {STEPS} steps: {agree}/{STEPS} positions equal HF bf16's, first divergence at step {first} "
+            f"(ours {og[first]}, HF {hg[first]}; fp32 logits there: ours' token {l32[og[first]].item():.4f}, HF's {l32[hg[first]].item():.4f}, "
+            f"fp32 top-2 gap {(s[0] - s[1]).item():.4f})")
+    f16 = sum(a == b for a, b in zip(og, r["forced16"]))
+    f32 = sum(a == b for a, b in zip(og, r["forced32"].argmax(-1).tolist()))
+    base = sum(a == b for a, b in zip(r["forced16"], r["forced32"].argmax(-1).tolist()))
+    log(f"CHECK {n}-token prompt, teacher-forced on our tokens: HF bf16 picks our token at {f16}/{STEPS} steps, HF fp32 at {f32}/{STEPS} "
+        f"(baseline: HF bf16 picks HF fp32's token at {base}/{STEPS})")
+
+    def run_len(x, y):
+        return next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), len(x))
+    log(f"CHECK {n}-token prompt, greedy against HF fp32's greedy tokens: ours equal for the first {run_len(og, r['fp32_greedy'])}, "
+        f"HF bf16 for the first {run_len(hg, r['fp32_greedy'])} of {STEPS}")
+res = None
+
+# ---------------- timings ----------------
+a = torch.empty(1 << (20 if DRY else 29), dtype=torch.bfloat16, device=dev)
+b = torch.empty_like(a)
+copy_ms = timed_graph(lambda: b.copy_(a))
+del a, b
+x = torch.randn(8192, 8192, dtype=torch.bfloat16, device=dev)
+y = torch.randn(8192, 8192, dtype=torch.bfloat16, device=dev)
+o = torch.empty(8192, 8192, dtype=torch.bfloat16, device=dev)
+mm_ms = timed_graph(lambda: torch.matmul(x, y, out=o))
+del x, y, o
+bw = 2.0 * (1 << (21 if DRY else 30)) / (copy_ms * 1e-3)
+peak = 2 * 8192 ** 3 / (mm_ms * 1e-3)
+log(f"ceilings: copy {bw / 1e12:.2f} TB/s, bf16 matmul {peak / 1e12:.0f} TFLOP/s")
+m16 = load(torch.bfloat16)
+g = torch.Generator(device="cpu").manual_seed(1)
+
+
+@torch.no_grad()
+def hf_prefill(L, reps=3):
+    ids = torch.randint(0, min(128000, m16.config.vocab_size), (1, L), generator=g).to(dev)
+    m16(input_ids=ids, use_cache=True, logits_to_keep=1)
+    sync()
+    t = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        m16(input_ids=ids, use_cache=True, logits_to_keep=1)
+        sync()
+        t.append((time.perf_counter() - t0) * 1e3)
+    t.sort()
+    return t[len(t) // 2]
+
+
+@torch.no_grad()
+def hf_decode(B, steps=10):
+    ids = torch.randint(0, min(128000, m16.config.vocab_size), (B, CTX - 1), generator=g).to(dev)
+    pkv = None
+    step = 1024 if not DRY else 16
+    for s0 in range(0, CTX - 1, step):  # the 4K cache in chunks of 1K positions (bounded activations)
+        out = m16(input_ids=ids[:, s0:s0 + step], past_key_values=pkv, use_cache=True, logits_to_keep=1)
+        pkv = out.past_key_values
+    nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+    t = []
+    for i in range(3 + steps):
+        sync()
+        t0 = time.perf_counter()
+        out = m16(input_ids=nxt, past_key_values=pkv, use_cache=True)
+        pkv = out.past_key_values
+        nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        sync()
+        if i >= 3:
+            t.append((time.perf_counter() - t0) * 1e3)
+    t.sort()
+    del pkv, out
+    return t[len(t) // 2]
+
+
+for L in PREFILLS:
+    try:
+        hf(f"prefill_L{L}", hf_prefill(L))
+    except torch.OutOfMemoryError as e:
+        log(f"HF prefill {L}: out of memory ({str(e)[:200]})")
+    if not DRY:
+        torch.cuda.empty_cache()
+for B in BATCHES:
+    try:
+        hf(f"decode_B{B}_C{CTX}", hf_decode(B))
+    except torch.OutOfMemoryError as e:
+        log(f"HF decode batch {B}: out of memory ({str(e)[:200]})")
+    if not DRY:
+        torch.cuda.empty_cache()
+
+# ---------------- table ----------------
+ours, info = {}, {}
+for line in open(ours_log):
+    p = line.rstrip("\n").split("\t")
+    if p[0] != "E2E":
+        continue
+    key, variant = (p[1].split(":", 1) + [""])[:2]
+    ours.setdefault(key, {})[variant] = float(p[2])
+    info[key] = (float(p[3]), float(p[4]))
+table = []
+log = lambda line: (table.append(line), print(line, flush=True))  # noqa: E731
+log("")
+log(f"ceilings in this call: copy {bw / 1e12:.2f} TB/s (torch copy_ 1 GiB, read+write), bf16 matmul {peak / 1e12:.0f} TFLOP/s (torch 8192^3)")
+hdr = (f"{'end to end, 1B shape':28} {'ours ms':>9} {'graph ms':>9} {'HF ms':>9} {'HF/ours':>8} {'floor ms':>9} {'bound':>7} "
+       f"{'floor/ours':>10} {'TFLOP':>7} {'GB':>6}")
+log(hdr)
+log("-" * len(hdr))
+for key, (flops, nbytes) in info.items():
+    v = ours[key]
+    eager = v.get("eager", v.get(""))
+    graph = v.get("graph")
+    best = min(x for x in (eager, graph) if x is not None)
+    t = HF_MS.get(key.replace("_chunk8192", ""))
+    fc, fb = flops / peak * 1e3, nbytes / bw * 1e3
+    floor = max(fc, fb)
+    log(f"{key:28} {eager:9.3f} {graph if graph else float('nan'):9.3f} {t if t else float('nan'):9.3f} "
+        f"{(t / eager if t else float('nan')):7.2f}x {floor:9.3f} {'compute' if fc >= fb else 'bytes':>7} {floor / best * 100:9.0f}% "
+        f"{flops / 1e12:7.2f} {nbytes / 1e9:6.2f}")
+if os.environ.get("OUT_TABLE"):
+    with open(os.environ["OUT_TABLE"], "w") as f:
+        f.write("\n".join(table) + "\n")
