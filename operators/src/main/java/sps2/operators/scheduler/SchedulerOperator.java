@@ -320,8 +320,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
             r.kvTokens = new int[k];
             r.phase = RequestState.PREFILL;
             r.prefillStartMs = System.currentTimeMillis();
-            long iteration = nextIteration++;
-            Set<Integer> shards = new HashSet<>();
+            Map<Integer, List<SeqWork>> perShard = new LinkedHashMap<>();
             for (int i = 0; i < k; i++) {
                 SeqWork w = baseWork(id, r);
                 w.mode = SeqWork.PREFILL;
@@ -335,13 +334,10 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
                 w.peerIndex = i;
                 w.sample = i == k - 1;
                 r.kvTokens[i] = w.tokens.length;
-                emit(iteration, peers[i], true, new SeqWork[] {w});
-                shards.add(peers[i]);
+                perShard.put(peers[i], List.of(w));
             }
             requests.put(id, r);
-            inFlight.put(iteration, shards);
-            inFlightIsPrefill.put(iteration, true);
-            inFlightStats.put(iteration, new double[] {System.nanoTime(), n, 0, 0, 0});
+            issue(nextIteration++, true, perShard);
         } catch (Exception e) {
             throw new IllegalStateException("Scheduling the prefill of " + id + " failed", e);
         }
@@ -376,15 +372,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
             r.kvTokens[appendAt]++;
             requests.put(e.getKey(), r);
         }
-        if (perShard.isEmpty()) {
-            return;
-        }
-        for (Map.Entry<Integer, List<SeqWork>> e : perShard.entrySet()) {
-            emit(iteration, e.getKey(), false, e.getValue().toArray(new SeqWork[0]));
-        }
-        inFlight.put(iteration, new HashSet<>(perShard.keySet()));
-        inFlightIsPrefill.put(iteration, false);
-        inFlightStats.put(iteration, new double[] {System.nanoTime(), decoding.size(), 0, 0, 0});
+        issue(iteration, false, perShard);
     }
 
     /** Index (into peers) of the shard that stores the next token's KV, growing its block table if needed; -1 if none can. */
@@ -482,20 +470,23 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
                 requests.put(e.getKey(), r);
             }
         }
+        issue(iteration, false, perShard);
+    }
+
+    /** Sends one iteration's steps, one record per shard, and tracks it until every shard has reported. */
+    private void issue(long iteration, boolean prefill, Map<Integer, List<SeqWork>> perShard) {
         if (perShard.isEmpty()) {
             return;
         }
-        for (Map.Entry<Integer, List<SeqWork>> e : perShard.entrySet()) {
-            emit(iteration, e.getKey(), false, e.getValue().toArray(new SeqWork[0]));
-        }
-        inFlight.put(iteration, new HashSet<>(perShard.keySet()));
-        inFlightIsPrefill.put(iteration, false);
         int rows = 0;
-        for (List<SeqWork> l : perShard.values()) {
-            for (SeqWork w : l) {
+        for (Map.Entry<Integer, List<SeqWork>> e : perShard.entrySet()) {
+            emit(iteration, e.getKey(), prefill, e.getValue().toArray(new SeqWork[0]));
+            for (SeqWork w : e.getValue()) {
                 rows += w.rows();
             }
         }
+        inFlight.put(iteration, new HashSet<>(perShard.keySet()));
+        inFlightIsPrefill.put(iteration, prefill);
         inFlightStats.put(iteration, new double[] {System.nanoTime(), rows, 0, 0, 0});
     }
 
