@@ -21,6 +21,8 @@ import java.io.Serializable;
  * @param contextLength   longest sequence the job accepts (at most the model's)
  * @param runtimeId       unique per job instance; names in-JVM registries (feedback edge, shard runtimes)
  * @param threadsPerShard CPU backend threads per shard
+ * @param kvRecovery      how KV comes back after a restore: "recompute" (prefill again from the token
+ *                        history) or "snapshot" (K/V values are kept in keyed state and put back on the device)
  */
 public record JobSettings(
         String modelPath,
@@ -38,7 +40,16 @@ public record JobSettings(
         int maxTokensCap,
         int contextLength,
         String runtimeId,
-        int threadsPerShard) implements Serializable {
+        int threadsPerShard,
+        String kvRecovery) implements Serializable {
+
+    /** Settings with KV recovery by recomputation. */
+    public JobSettings(String modelPath, String tokenizerPath, String modelName, String backend, String mode, int shards, String csa,
+            String appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
+            String runtimeId, int threadsPerShard) {
+        this(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks, blockSize,
+                maxTokensCap, contextLength, runtimeId, threadsPerShard, "recompute");
+    }
 
     public JobSettings {
         if (shards < 1) {
@@ -50,6 +61,12 @@ public record JobSettings(
         if (!appendPolicy.equals("tail") && !appendPolicy.equals("least-loaded")) {
             throw new IllegalArgumentException("Unknown KV append policy '" + appendPolicy + "': use tail or least-loaded");
         }
+        if (!kvRecovery.equals("recompute") && !kvRecovery.equals("snapshot")) {
+            throw new IllegalArgumentException("Unknown KV recovery mode '" + kvRecovery + "': use recompute or snapshot");
+        }
+        if (kvRecovery.equals("snapshot") && mode.equals("sarathi")) {
+            throw new IllegalArgumentException("KV snapshot recovery is implemented for sps2 mode only; use --kv-recovery recompute with sarathi");
+        }
         if (chunkSize < 1 || blockSize < 1 || kvBlocks < 2) {
             throw new IllegalArgumentException("chunk size, block size and KV blocks must be positive (at least 2 blocks)");
         }
@@ -57,5 +74,15 @@ public record JobSettings(
 
     public boolean sarathi() {
         return mode.equals("sarathi");
+    }
+
+    /** Whether stages keep K/V values in keyed state so a restore puts them back instead of recomputing. */
+    public boolean snapshotKv() {
+        return kvRecovery.equals("snapshot");
+    }
+
+    public JobSettings withKvRecovery(String recovery) {
+        return new JobSettings(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks,
+                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, recovery);
     }
 }

@@ -12,6 +12,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 import sps2.operators.JobSettings;
+import sps2.operators.scheduler.Recoveries;
 import sps2.operators.testing.FaultInjector;
 import sps2.schemas.GenerateRequest;
 import sps2.schemas.TokenEvent;
@@ -22,15 +23,15 @@ import sps2.schemas.TokenEvent;
  * tokens — replayed events repeat identical tokens, none is lost.
  */
 class RecoveryTest extends JobTestBase {
-    @ParameterizedTest(name = "mode {0}, {1} shards")
-    @CsvSource({"sps2, 2", "sarathi, 1"})
-    void aFailureMidGenerationLosesNothingAndChangesNothing(String mode, int shards) throws Exception {
+    @ParameterizedTest(name = "mode {0}, {1} shards, KV recovery {2}")
+    @CsvSource({"sps2, 2, recompute", "sarathi, 1, recompute", "sps2, 2, snapshot", "sps2, 1, snapshot"})
+    void aFailureMidGenerationLosesNothingAndChangesNothing(String mode, int shards, String recovery) throws Exception {
         Path model = JobHarness.sharedModel("stories260K.gguf");
         List<GenerateRequest> requests = new ArrayList<>();
         for (int i = 0; i < 6; i++) {
             requests.add(JobEndToEndTest.request("rec" + i, SequenceParallelTest.longPrompt(10 + 7 * i), 60, i % 2 == 0 ? 0f : 0.9f, 50 + i));
         }
-        JobSettings settings = JobHarness.settings(model, mode, shards, "dense");
+        JobSettings settings = JobHarness.settings(model, mode, shards, "dense").withKvRecovery(recovery);
         FaultInjector.armOnce(settings.runtimeId(), 120);
         try (JobHarness.RunningJob job = harness.new RunningJob(settings, 100)) {
             requests.forEach(job::send);
@@ -42,6 +43,12 @@ class RecoveryTest extends JobTestBase {
             }
             int tokens = requests.stream().mapToInt(r -> job.tokens(r.getRequestId()).length).sum();
             assertTrue(events > tokens, "the injected failure should have caused replayed (duplicate) events; got " + events + " for " + tokens + " tokens");
+            if (recovery.equals("snapshot")) {
+                assertTrue(Recoveries.resumedFromSnapshot(settings.runtimeId()) > 0,
+                        "decoding requests should resume from the KV kept in keyed state, not be prefilled again");
+            } else {
+                assertTrue(Recoveries.prefilledAgain(settings.runtimeId()) > 0, "running requests should be prefilled again");
+            }
         }
     }
 }

@@ -50,10 +50,14 @@ public final class JobOptions {
     @Option(names = "--checkpoint-interval", defaultValue = "0", description = "Checkpoint interval in ms; 0 disables checkpointing (default: ${DEFAULT-VALUE}).")
     public long checkpointIntervalMs;
 
+    @Option(names = "--kv-recovery", defaultValue = "recompute",
+            description = "After a restart: recompute (prefill running requests again from their token history) or snapshot (keep K/V values in keyed state and put them back; sps2 mode) (default: ${DEFAULT-VALUE}).")
+    public String kvRecovery;
+
     public JobSettings settings(Path model) {
         int threads = threadsPerShard > 0 ? threadsPerShard : Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, spDegree));
         return new JobSettings(model.toAbsolutePath().toString(), tokenizer == null ? null : tokenizer.toAbsolutePath().toString(), modelName,
                 backend, mode, spDegree, csa, appendPolicy, chunkSize, minSegment, kvBlocks, blockSize, maxTokensCap, Integer.MAX_VALUE,
-                "sps2-" + UUID.randomUUID(), threads);
+                "sps2-" + UUID.randomUUID(), threads, kvRecovery);
     }
 }

@@ -9,6 +9,11 @@ public class ShardStep {
     public SeqWork[] seqs;
     /** Requests that have finished since the last step sent to this shard: their KV state is dropped. */
     public String[] released = new String[0];
+    /**
+     * A restore step after a job restart (snapshot KV recovery): every stage puts the K/V it kept in keyed
+     * state for these requests back into the device pool; nothing is computed or sampled.
+     */
+    public boolean restoreOnly;
     /** Wall clock when the scheduler issued the iteration. */
     public long issuedAtMs;
 

@@ -39,8 +39,12 @@ public final class ShardRuntime {
         this.pool = pool;
     }
 
-    public static ShardRuntime acquire(JobSettings settings, int shard) {
-        String key = settings.runtimeId() + "#" + shard;
+    /**
+     * The runtime of one shard for one execution attempt: a restarted job never sees the device state of the
+     * attempt before it (its KV comes back by recomputation or from keyed state).
+     */
+    public static ShardRuntime acquire(JobSettings settings, int shard, int attempt) {
+        String key = settings.runtimeId() + "#" + shard + "#" + attempt;
         synchronized (RUNTIMES) {
             ShardRuntime r = RUNTIMES.get(key);
             if (r == null) {

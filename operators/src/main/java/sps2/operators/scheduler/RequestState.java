@@ -24,6 +24,10 @@ public class RequestState {
     /** Per peer: KV block table and tokens cached. */
     public int[][] blockTables = new int[0][];
     public int[] kvTokens = new int[0];
+    /** Whether a decode step of this request is in flight (its KV appended, its token not yet back). */
+    public boolean stepInFlight;
+    /** Index into peers of the shard that appended the in-flight step's KV. */
+    public int lastAppendPeer = -1;
     /** Sarathi: tokens of the history already prefilled. */
     public int prefilled;
 

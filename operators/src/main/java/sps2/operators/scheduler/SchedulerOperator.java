@@ -85,6 +85,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     private transient long arrivals;
     private transient boolean restoredStatePending;
     private transient boolean timerSet;
+    /** The restore step after a snapshot recovery while it is in flight; decoding waits for it. */
+    private transient long restoreIteration;
     private transient MailboxExecutor mailbox;
 
     public SchedulerOperator(JobSettings settings, ModelConfig config) {
@@ -112,6 +114,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         segmenter = new Segmenter(config, settings.minSegment());
         nextIteration = (System.nanoTime() & 0x7fffffffL) << 24;
         restoredStatePending = true;
+        restoreIteration = -1;
         mailbox = getContainingTask().getMailboxExecutorFactory().createExecutor(TaskMailbox.MIN_PRIORITY);
         MailboxExecutor mb = mailbox;
         FeedbackChannel.register(settings.runtimeId(), r -> mb.execute(() -> onResult(r), "step result"));
@@ -159,31 +162,66 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     public void onEventTime(InternalTimer<Integer, VoidNamespace> timer) {
     }
 
-    /** After a restore, the KV of every active request is gone: send them all back to prefill their history. */
+    /**
+     * After a restore the device KV is gone. With recompute recovery every running request goes back to
+     * prefill its token history. With snapshot recovery a decoding request keeps its placement and blocks:
+     * the stages kept its K/V in keyed state and put it back (the prefill pipeline in a restore step sent
+     * now, the decode pipeline on first use); a step that was in flight at the checkpoint is rolled back
+     * and issued again. A request caught in prefill is prefilled again either way.
+     */
     private void recoverIfRestored() throws Exception {
         if (!restoredStatePending) {
             return;
         }
         restoredStatePending = false;
-        int resumed = 0;
+        int again = 0;
         long maxArrival = -1;
+        Map<Integer, List<SeqWork>> restore = new LinkedHashMap<>();
         for (Map.Entry<String, RequestState> e : requests.entries()) {
             RequestState r = e.getValue();
             maxArrival = Math.max(maxArrival, r.arrival);
-            if (r.phase != RequestState.WAITING) {
+            if (r.phase == RequestState.WAITING) {
+                continue;
+            }
+            if (settings.snapshotKv() && r.phase == RequestState.DECODE) {
+                for (int i = 0; i < r.peers.length; i++) {
+                    allocators[r.peers[i]].claim(r.blockTables[i]);
+                }
+                if (r.stepInFlight) {
+                    r.kvTokens[r.lastAppendPeer]--;
+                    r.stepInFlight = false;
+                }
+                for (int i = 0; i < r.peers.length; i++) {
+                    SeqWork w = baseWork(e.getKey(), r);
+                    w.tokens = new int[0];
+                    w.blockTable = r.blockTables[i];
+                    w.kvBefore = r.kvTokens[i];
+                    w.peers = r.peers;
+                    w.peerIndex = i;
+                    restore.computeIfAbsent(r.peers[i], k -> new ArrayList<>()).add(w);
+                }
+            } else {
                 r.phase = RequestState.WAITING;
                 r.peers = new int[0];
                 r.blockTables = new int[0][];
                 r.kvTokens = new int[0];
                 r.prefilled = 0;
-                requests.put(e.getKey(), r);
-                resumed++;
+                r.stepInFlight = false;
+                again++;
             }
+            requests.put(e.getKey(), r);
         }
         arrivals = maxArrival + 1;
+        int resumed = (int) restore.values().stream().flatMap(List::stream).map(w -> w.requestId).distinct().count();
         if (resumed > 0) {
-            LOG.info("Restored {} requests that were running; they are prefilled again from their token history.", resumed);
+            restoreIteration = nextIteration++;
+            issue(restoreIteration, true, restore, true);
+            LOG.info("Restored {} decoding requests with the KV kept in keyed state; the stages put it back on the devices.", resumed);
         }
+        if (again > 0) {
+            LOG.info("Restored {} requests that were running; they are prefilled again from their token history.", again);
+        }
+        Recoveries.record(settings.runtimeId(), resumed, again);
     }
 
     private void onResult(StepResult r) throws Exception {
@@ -198,6 +236,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
             if (s == null) {
                 continue;
             }
+            s.stepInFlight = false;
             s.generated = Arrays.copyOf(s.generated, s.generated.length + 1);
             s.generated[s.generated.length - 1] = r.tokens[i];
             s.text = s.text + r.pieces[i];
@@ -216,6 +255,9 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
             st[4] += r.bytesSent;
         }
         if (waiting.isEmpty()) {
+            if (r.iteration == restoreIteration) {
+                restoreIteration = -1;
+            }
             inFlight.remove(r.iteration);
             boolean prefill = inFlightIsPrefill.remove(r.iteration);
             if (st != null) {
@@ -253,6 +295,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     }
 
     private void schedule() throws Exception {
+        recoverIfRestored();
         List<Map.Entry<String, RequestState>> all = new ArrayList<>();
         for (Map.Entry<String, RequestState> e : requests.entries()) {
             all.add(Map.entry(e.getKey(), e.getValue()));
@@ -274,7 +317,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
                             .thenComparingLong(e -> e.getValue().arrival))
                     .ifPresent(e -> startPrefill(e.getKey(), e.getValue()));
         }
-        if (!anyInFlight(false)) {
+        if (!anyInFlight(false) && restoreIteration < 0) {
             List<Map.Entry<String, RequestState>> decoding = all.stream().filter(e -> e.getValue().phase == RequestState.DECODE).toList();
             if (!decoding.isEmpty()) {
                 startDecode(decoding);
@@ -370,6 +413,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
                 perShard.computeIfAbsent(r.peers[i], k -> new ArrayList<>()).add(w);
             }
             r.kvTokens[appendAt]++;
+            r.stepInFlight = true;
+            r.lastAppendPeer = appendAt;
             requests.put(e.getKey(), r);
         }
         issue(iteration, false, perShard);
@@ -475,12 +520,16 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
 
     /** Sends one iteration's steps, one record per shard, and tracks it until every shard has reported. */
     private void issue(long iteration, boolean prefill, Map<Integer, List<SeqWork>> perShard) {
+        issue(iteration, prefill, perShard, false);
+    }
+
+    private void issue(long iteration, boolean prefill, Map<Integer, List<SeqWork>> perShard, boolean restoreOnly) {
         if (perShard.isEmpty()) {
             return;
         }
         int rows = 0;
         for (Map.Entry<Integer, List<SeqWork>> e : perShard.entrySet()) {
-            emit(iteration, e.getKey(), prefill, e.getValue().toArray(new SeqWork[0]));
+            emit(iteration, e.getKey(), prefill, e.getValue().toArray(new SeqWork[0]), restoreOnly);
             for (SeqWork w : e.getValue()) {
                 rows += w.rows();
             }
@@ -543,8 +592,9 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         return w;
     }
 
-    private void emit(long iteration, int shard, boolean prefill, SeqWork[] seqs) {
+    private void emit(long iteration, int shard, boolean prefill, SeqWork[] seqs, boolean restoreOnly) {
         ShardStep step = new ShardStep();
+        step.restoreOnly = restoreOnly;
         step.iteration = iteration;
         step.shard = shard;
         step.prefill = prefill;

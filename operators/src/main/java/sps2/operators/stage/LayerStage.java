@@ -66,6 +66,8 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
     private transient int shard;
     private transient CsaPolicy csa;
     private transient Map<Long, Pending> pending;
+    /** Requests whose KV for this layer is on the device in this process (snapshot recovery puts it back on first use). */
+    private transient java.util.Set<String> onDevice;
     private transient MapState<String, KvEntry> kvState;
     private transient Sampler sampler;
     private transient Counter bytesSent;
@@ -89,9 +91,10 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
     @Override
     public void open(OpenContext ctx) {
         shard = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
-        runtime = ShardRuntime.acquire(settings, shard);
+        runtime = ShardRuntime.acquire(settings, shard, getRuntimeContext().getTaskInfo().getAttemptNumber());
         csa = CsaPolicy.parse(settings.csa());
         pending = new HashMap<>();
+        onDevice = new HashSet<>();
         if (stage < layers) {
             kvState = getRuntimeContext().getMapState(new MapStateDescriptor<>("kv-layer-" + stage, StringSerializer.INSTANCE, KvEntrySerializer.INSTANCE));
         }
@@ -115,6 +118,10 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
     public void processElement(StageMsg msg, Context ctx, Collector<StageMsg> out) throws Exception {
         switch (msg.kind) {
             case StageMsg.STEP -> {
+                if (msg.step.restoreOnly) {
+                    restore(msg.step, ctx, out);
+                    return;
+                }
                 if (stage != 0) {
                     throw new IllegalStateException("Stage " + stage + " received a scheduler step");
                 }
@@ -211,14 +218,12 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         int n = ic.rows();
         ShardStep step = ic.step;
         dropReleased(step);
+        for (SeqWork w : step.seqs) {
+            putBackKv(w.requestId);
+        }
         model.project(layer, ic.ws, ic.positions, n);
         b.kvWrite(runtime.pool(), layer, ic.ws.k, ic.ws.v, ic.slots, n);
-        for (SeqWork w : step.seqs) {
-            if (w.appendKv) {
-                KvEntry e = kvState.get(w.requestId);
-                kvState.put(w.requestId, (e == null ? KvEntry.empty() : e).append(w.blockTable, w.tokens, w.startPos));
-            }
-        }
+        recordKv(ic);
         if (step.prefill) {
             sendPrefillKv(ic, out);
         }
@@ -235,8 +240,88 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         if (step.released != null) {
             for (String r : step.released) {
                 kvState.remove(r);
+                onDevice.remove(r);
             }
         }
+    }
+
+    /**
+     * Records in keyed state the tokens whose KV this step stored: their positions and pool slots, and with
+     * snapshot recovery their K/V values (read back from the device).
+     */
+    private void recordKv(IterationContext ic) throws Exception {
+        int kvDim = runtime.model().config().kvDim();
+        int bs = runtime.pool().blockSize();
+        float[] k = null;
+        float[] v = null;
+        if (settings.snapshotKv()) {
+            k = new float[ic.rows() * kvDim];
+            v = new float[ic.rows() * kvDim];
+            runtime.backend().read(ic.ws.k, 0, k, 0, ic.rows());
+            runtime.backend().read(ic.ws.v, 0, v, 0, ic.rows());
+        }
+        for (int s = 0; s < ic.step.seqs.length; s++) {
+            SeqWork w = ic.step.seqs[s];
+            if (!w.appendKv) {
+                continue;
+            }
+            int n = w.rows();
+            int[] slots = new int[n];
+            for (int i = 0; i < n; i++) {
+                slots[i] = sps2.gpu.BlockAllocator.slot(w.blockTable, bs, w.kvBefore + i);
+            }
+            int from = ic.rowStart[s] * kvDim;
+            float[] rowsK = k == null ? null : java.util.Arrays.copyOfRange(k, from, from + n * kvDim);
+            float[] rowsV = v == null ? null : java.util.Arrays.copyOfRange(v, from, from + n * kvDim);
+            KvEntry e = kvState.get(w.requestId);
+            kvState.put(w.requestId, (e == null ? KvEntry.empty() : e).append(w.blockTable, w.tokens, w.startPos, slots, rowsK, rowsV));
+            onDevice.add(w.requestId);
+        }
+    }
+
+    /**
+     * Snapshot recovery: the first time this process touches a request whose K/V values for this layer are in
+     * keyed state (restored from a checkpoint), writes them back into the device pool at their slots.
+     */
+    private void putBackKv(String requestId) throws Exception {
+        if (!settings.snapshotKv() || stage >= layers || !onDevice.add(requestId)) {
+            return;
+        }
+        KvEntry e = kvState.get(requestId);
+        if (e == null || !e.hasValues()) {
+            return;
+        }
+        Backend b = runtime.backend();
+        int n = e.tokenCount();
+        int kvDim = runtime.model().config().kvDim();
+        try (sps2.gpu.Tensor k = b.allocate(n, kvDim); sps2.gpu.Tensor v = b.allocate(n, kvDim); sps2.gpu.Tensor slots = b.upload(e.slots())) {
+            b.write(k, 0, e.k(), 0, n);
+            b.write(v, 0, e.v(), 0, n);
+            b.kvWrite(runtime.pool(), stage, k, v, slots, n);
+            b.sync();
+        }
+        LOG.debug("Put back the layer {} KV of {} tokens of request {} from keyed state.", stage, n, requestId);
+    }
+
+    /** A restore step: put this layer's kept K/V of its requests back on the device, pass the step on, report at the end. */
+    private void restore(ShardStep step, Context ctx, Collector<StageMsg> out) throws Exception {
+        if (stage < layers) {
+            dropReleased(step);
+            for (SeqWork w : step.seqs) {
+                putBackKv(w.requestId);
+            }
+            out.collect(StageMsg.step(step));
+            return;
+        }
+        StepResult result = new StepResult();
+        result.iteration = step.iteration;
+        result.shard = shard;
+        result.prefill = true;
+        result.requests = new String[0];
+        result.tokens = new int[0];
+        result.finished = new boolean[0];
+        result.pieces = new String[0];
+        ctx.output(RESULTS, result);
     }
 
     /** Sends this shard's segment K/V of layer {@code stage}, thinned by the CSA policy, to every later peer. */

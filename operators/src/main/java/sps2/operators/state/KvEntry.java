@@ -3,39 +3,69 @@ package sps2.operators.state;
 import java.util.Arrays;
 
 /**
- * A request's KV shard on one shard for one layer, as Flink keyed state: where its tokens' K/V live in
- * the device block pool, how many there are, and which tokens they are (the history from which the KV
- * can be recomputed after a restore). The K/V bytes themselves stay in device memory.
+ * A request's KV shard on one shard for one layer, as Flink keyed state: its block table, and for every
+ * token it holds the token id, its position in the request and the pool slot its K/V occupies — the
+ * history from which the KV can be recomputed. With the "snapshot" recovery mode it also holds the K/V
+ * values themselves ({@code kvDim} floats per token each), so a restore can put them back on the device
+ * instead of recomputing.
  */
 public final class KvEntry {
     private final int[] blockTable;
-    private final int tokenCount;
     private final int[] tokens;
     private final int[] positions;
+    private final int[] slots;
+    /** K and V values, [tokens, kvDim] each, or empty when values are not kept. */
+    private final float[] k;
+    private final float[] v;
 
-    public KvEntry(int[] blockTable, int tokenCount, int[] tokens, int[] positions) {
-        if (tokens.length != tokenCount || positions.length != tokenCount) {
-            throw new IllegalArgumentException("A KV entry of " + tokenCount + " tokens needs as many token ids and positions");
+    public KvEntry(int[] blockTable, int[] tokens, int[] positions, int[] slots, float[] k, float[] v) {
+        if (tokens.length != positions.length || tokens.length != slots.length) {
+            throw new IllegalArgumentException("A KV entry needs as many positions and slots as tokens");
+        }
+        if (k.length != v.length || (k.length > 0 && k.length % Math.max(1, tokens.length) != 0)) {
+            throw new IllegalArgumentException("A KV entry's K and V values must hold the same whole number of rows per token");
         }
         this.blockTable = blockTable;
-        this.tokenCount = tokenCount;
         this.tokens = tokens;
         this.positions = positions;
+        this.slots = slots;
+        this.k = k;
+        this.v = v;
     }
 
     public static KvEntry empty() {
-        return new KvEntry(new int[0], 0, new int[0], new int[0]);
+        return new KvEntry(new int[0], new int[0], new int[0], new int[0], new float[0], new float[0]);
     }
 
-    /** This entry with more tokens appended (and the possibly grown block table). */
-    public KvEntry append(int[] newBlockTable, int[] newTokens, int startPos) {
-        int[] t = Arrays.copyOf(tokens, tokenCount + newTokens.length);
-        int[] p = Arrays.copyOf(positions, tokenCount + newTokens.length);
-        for (int i = 0; i < newTokens.length; i++) {
-            t[tokenCount + i] = newTokens[i];
-            p[tokenCount + i] = startPos + i;
+    /**
+     * This entry with tokens at positions {@code startPos..} stored in {@code newSlots}. Tokens it already
+     * held at those positions or later are dropped first, so re-running a step after a restore does not
+     * duplicate them. {@code newK}/{@code newV} ([n, kvDim] each) are kept when not null.
+     */
+    public KvEntry append(int[] newBlockTable, int[] newTokens, int startPos, int[] newSlots, float[] newK, float[] newV) {
+        int keep = 0;
+        while (keep < positions.length && positions[keep] < startPos) {
+            keep++;
         }
-        return new KvEntry(newBlockTable.clone(), tokenCount + newTokens.length, t, p);
+        int n = newTokens.length;
+        int[] t = Arrays.copyOf(tokens, keep + n);
+        int[] p = Arrays.copyOf(positions, keep + n);
+        int[] s = Arrays.copyOf(slots, keep + n);
+        for (int i = 0; i < n; i++) {
+            t[keep + i] = newTokens[i];
+            p[keep + i] = startPos + i;
+            s[keep + i] = newSlots[i];
+        }
+        float[] nk = new float[0];
+        float[] nv = new float[0];
+        if (newK != null && (keep == 0 || k.length > 0)) {
+            int row = newK.length / n;
+            nk = Arrays.copyOf(k, (keep + n) * row);
+            nv = Arrays.copyOf(v, (keep + n) * row);
+            System.arraycopy(newK, 0, nk, keep * row, n * row);
+            System.arraycopy(newV, 0, nv, keep * row, n * row);
+        }
+        return new KvEntry(newBlockTable.clone(), t, p, s, nk, nv);
     }
 
     public int[] blockTable() {
@@ -43,7 +73,7 @@ public final class KvEntry {
     }
 
     public int tokenCount() {
-        return tokenCount;
+        return tokens.length;
     }
 
     public int[] tokens() {
@@ -54,14 +84,31 @@ public final class KvEntry {
         return positions;
     }
 
+    public int[] slots() {
+        return slots;
+    }
+
+    /** Whether the K/V values are kept (snapshot recovery). */
+    public boolean hasValues() {
+        return k.length > 0;
+    }
+
+    public float[] k() {
+        return k;
+    }
+
+    public float[] v() {
+        return v;
+    }
+
     @Override
     public boolean equals(Object o) {
-        return o instanceof KvEntry e && tokenCount == e.tokenCount && Arrays.equals(blockTable, e.blockTable)
-                && Arrays.equals(tokens, e.tokens) && Arrays.equals(positions, e.positions);
+        return o instanceof KvEntry e && Arrays.equals(blockTable, e.blockTable) && Arrays.equals(tokens, e.tokens)
+                && Arrays.equals(positions, e.positions) && Arrays.equals(slots, e.slots) && Arrays.equals(k, e.k) && Arrays.equals(v, e.v);
     }
 
     @Override
     public int hashCode() {
-        return Arrays.hashCode(tokens) * 31 + tokenCount;
+        return Arrays.hashCode(tokens) * 31 + Arrays.hashCode(slots);
     }
 }

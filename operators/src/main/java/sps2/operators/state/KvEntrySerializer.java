@@ -9,12 +9,13 @@ import org.apache.flink.core.memory.DataInputView;
 import org.apache.flink.core.memory.DataOutputView;
 
 /**
- * Flink serializer of {@link KvEntry}: a version byte, then the block table, the token count, and the
- * token ids and positions as varint-free int arrays. Version 1 is the only format so far.
+ * Flink serializer of {@link KvEntry}: a version byte, then the block table, token ids, positions and
+ * slots as length-prefixed int arrays, then the K and V values as length-prefixed float arrays (empty
+ * unless the job keeps KV values for snapshot recovery).
  */
 public final class KvEntrySerializer extends TypeSerializerSingleton<KvEntry> {
     public static final KvEntrySerializer INSTANCE = new KvEntrySerializer();
-    private static final int VERSION = 1;
+    private static final int VERSION = 2;
 
     @Override
     public boolean isImmutableType() {
@@ -45,9 +46,11 @@ public final class KvEntrySerializer extends TypeSerializerSingleton<KvEntry> {
     public void serialize(KvEntry e, DataOutputView out) throws IOException {
         out.writeByte(VERSION);
         writeInts(e.blockTable(), out);
-        out.writeInt(e.tokenCount());
         writeInts(e.tokens(), out);
         writeInts(e.positions(), out);
+        writeInts(e.slots(), out);
+        writeFloats(e.k(), out);
+        writeFloats(e.v(), out);
     }
 
     @Override
@@ -56,9 +59,7 @@ public final class KvEntrySerializer extends TypeSerializerSingleton<KvEntry> {
         if (version != VERSION) {
             throw new IOException("Unknown KV entry format version " + version);
         }
-        int[] table = readInts(in);
-        int count = in.readInt();
-        return new KvEntry(table, count, readInts(in), readInts(in));
+        return new KvEntry(readInts(in), readInts(in), readInts(in), readInts(in), readFloats(in), readFloats(in));
     }
 
     @Override
@@ -81,6 +82,25 @@ public final class KvEntrySerializer extends TypeSerializerSingleton<KvEntry> {
         for (int x : v) {
             out.writeInt(x);
         }
+    }
+
+    private static void writeFloats(float[] v, DataOutputView out) throws IOException {
+        out.writeInt(v.length);
+        for (float x : v) {
+            out.writeFloat(x);
+        }
+    }
+
+    private static float[] readFloats(DataInputView in) throws IOException {
+        int n = in.readInt();
+        if (n < 0) {
+            throw new IOException("Negative array length " + n + " in a KV entry");
+        }
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = in.readFloat();
+        }
+        return v;
     }
 
     private static int[] readInts(DataInputView in) throws IOException {
