@@ -1,5 +1,7 @@
 package sps2.gpu.cpu;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.RecursiveAction;
 import java.util.function.IntConsumer;
@@ -326,13 +328,6 @@ public final class CpuBackend implements Backend {
         int kvDim = p.kvDim();
         int bs = p.blockSize();
         int group = nHeads / nKvHeads;
-        int rows = b.rows();
-        int[] seqOfRow = new int[rows];
-        for (int s = 0; s < b.sequences(); s++) {
-            for (int j = 0; j < b.qLen()[s]; j++) {
-                seqOfRow[b.qStart()[s] + j] = s;
-            }
-        }
         long work = 0;
         for (int s = 0; s < b.sequences(); s++) {
             work += (long) b.qLen()[s] * b.kvLen()[s] * nHeads * headSize;
@@ -347,60 +342,136 @@ public final class CpuBackend implements Backend {
                 keyBase[s][t] = (table[t / bs] * bs + t % bs) * kvDim;
             }
         }
-        forRange(rows * nHeads, work, unit -> {
-            int row = unit / nHeads;
-            int h = unit % nHeads;
-            int s = seqOfRow[row];
-            int j = row - b.qStart()[s];
-            int visible = b.kvLen()[s] - b.qLen()[s] + j + 1;
-            int g = h / group;
-            int qo = row * nHeads * headSize + h * headSize;
-            l[row * nHeads + h] = attendOne(qs, qo, ks, vs, keyBase[s], g * headSize, visible, headSize, scale, o, qo);
+        // work units: up to ROW_BLOCK consecutive rows of one sequence, for one head
+        List<int[]> units = new ArrayList<>();
+        for (int s = 0; s < b.sequences(); s++) {
+            for (int j = 0; j < b.qLen()[s]; j += ROW_BLOCK) {
+                for (int h = 0; h < nHeads; h++) {
+                    units.add(new int[] {s, j, Math.min(ROW_BLOCK, b.qLen()[s] - j), h});
+                }
+            }
+        }
+        forRange(units.size(), work, u -> {
+            int[] unit = units.get(u);
+            int s = unit[0];
+            int m = unit[2];
+            int h = unit[3];
+            int[] qo = new int[m];
+            int[] vis = new int[m];
+            for (int i = 0; i < m; i++) {
+                int row = b.qStart()[s] + unit[1] + i;
+                qo[i] = row * nHeads * headSize + h * headSize;
+                vis[i] = b.kvLen()[s] - b.qLen()[s] + unit[1] + i + 1;
+            }
+            int lseAt = (b.qStart()[s] + unit[1]) * nHeads + h;
+            attendBlock(qs, qo, vis, m, ks, vs, keyBase[s], (h / group) * headSize, headSize, scale, o, l, lseAt, nHeads);
         });
     }
 
+    /** Query rows attended together: each key block is transposed once and reused by all of them. */
+    private static final int ROW_BLOCK = 16;
+    /** Keys per block. */
+    private static final int KEY_BLOCK = 64;
+
     /**
-     * Softmax attention of one query head over {@code n} keys whose rows start at {@code base[t] + headOffset};
-     * writes the output at {@code o[oo..]} and returns the log-sum-exp. Every attention path goes through here,
-     * so prefill and decode compute each row identically.
+     * Softmax attention of {@code m} query rows (offsets {@code qo}) of one head; row i sees keys
+     * {@code 0..vis[i]-1}, whose rows start at {@code base[t] + headOffset}. Writes each row's output at its
+     * query offset in {@code o} and its log-sum-exp at {@code l[lseAt + i * lseStride]}. Keys are processed in
+     * fixed blocks of {@link #KEY_BLOCK} counted from key 0 and every row's arithmetic depends only on its own
+     * query and keys, so a row gives the same bits whether it is attended alone (decode) or in a block (prefill).
      */
-    private static float attendOne(float[] q, int qo, float[] k, float[] v, int[] base, int headOffset, int n, int headSize, float scale,
-            float[] o, int oo) {
-        float[] scores = scratch(n + headSize);
-        float max = Float.NEGATIVE_INFINITY;
-        for (int t = 0; t < n; t++) {
-            float sc = dot(q, qo, k, base[t] + headOffset, headSize) * scale;
-            scores[t] = sc;
-            max = Math.max(max, sc);
+    private static void attendBlock(float[] q, int[] qo, int[] vis, int m, float[] k, float[] v, int[] base, int headOffset, int hs,
+            float scale, float[] o, float[] l, int lseAt, int lseStride) {
+        int maxVis = 0;
+        for (int i = 0; i < m; i++) {
+            maxVis = Math.max(maxVis, vis[i]);
         }
-        // exponentials a vector at a time (the JIT maps EXP to a short-vector math routine)
-        int t0 = 0;
-        FloatVector vsum = FloatVector.zero(S);
-        for (int bound = S.loopBound(n); t0 < bound; t0 += S.length()) {
-            FloatVector e = FloatVector.fromArray(S, scores, t0).sub(max).lanewise(VectorOperators.EXP);
-            e.intoArray(scores, t0);
-            vsum = vsum.add(e);
-        }
-        float sum = vsum.reduceLanes(VectorOperators.ADD);
-        for (; t0 < n; t0++) {
-            float e = (float) Math.exp(scores[t0] - max);
-            scores[t0] = e;
-            sum += e;
-        }
-        int acc = n; // accumulate the output in the scratch tail
-        java.util.Arrays.fill(scores, acc, acc + headSize, 0f);
-        for (int t = 0; t < n; t++) {
-            float e = scores[t];
-            int vo = base[t] + headOffset;
-            for (int d = 0; d < headSize; d++) {
-                scores[acc + d] += e * v[vo + d];
+        int scoresAt = 0;
+        int tAt = m * maxVis;                 // transposed K or V block [hs][KEY_BLOCK]
+        int accAt = tAt + hs * KEY_BLOCK;     // output accumulators [m][hs]
+        int statAt = accAt + m * hs;          // row max, then row sum [m] each
+        float[] w = scratch(statAt + 2 * m);
+        // scores = q . k * scale, a key block at a time
+        for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
+            int cnt = Math.min(KEY_BLOCK, maxVis - kb);
+            transpose(k, base, kb, cnt, headOffset, hs, w, tAt);
+            for (int i = 0; i < m; i++) {
+                int n = Math.min(cnt, vis[i] - kb);
+                int row = scoresAt + i * maxVis + kb;
+                int j = 0;
+                for (int bound = S.loopBound(n); j < bound; j += S.length()) {
+                    FloatVector acc = FloatVector.zero(S);
+                    for (int d = 0; d < hs; d++) {
+                        acc = FloatVector.fromArray(S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.broadcast(S, q[qo[i] + d]), acc);
+                    }
+                    acc.mul(scale).intoArray(w, row + j);
+                }
+                for (; j < n; j++) {
+                    float acc = 0;
+                    for (int d = 0; d < hs; d++) {
+                        acc = Math.fma(w[tAt + d * KEY_BLOCK + j], q[qo[i] + d], acc);
+                    }
+                    w[row + j] = acc * scale;
+                }
             }
         }
-        float inv = 1.0f / sum;
-        for (int d = 0; d < headSize; d++) {
-            o[oo + d] = scores[acc + d] * inv;
+        // softmax numerators and denominators per row
+        for (int i = 0; i < m; i++) {
+            int row = scoresAt + i * maxVis;
+            int n = vis[i];
+            float max = Float.NEGATIVE_INFINITY;
+            for (int t = 0; t < n; t++) {
+                max = Math.max(max, w[row + t]);
+            }
+            int t = 0;
+            FloatVector vsum = FloatVector.zero(S);
+            for (int bound = S.loopBound(n); t < bound; t += S.length()) {
+                FloatVector e = FloatVector.fromArray(S, w, row + t).sub(max).lanewise(VectorOperators.EXP);
+                e.intoArray(w, row + t);
+                vsum = vsum.add(e);
+            }
+            float sum = vsum.reduceLanes(VectorOperators.ADD);
+            for (; t < n; t++) {
+                float e = (float) Math.exp(w[row + t] - max);
+                w[row + t] = e;
+                sum += e;
+            }
+            w[statAt + i] = max;
+            w[statAt + m + i] = sum;
         }
-        return max + (float) Math.log(sum);
+        // output = P . V, a key block at a time
+        java.util.Arrays.fill(w, accAt, accAt + m * hs, 0f);
+        for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
+            int cnt = Math.min(KEY_BLOCK, maxVis - kb);
+            transpose(v, base, kb, cnt, headOffset, hs, w, tAt);
+            for (int i = 0; i < m; i++) {
+                int n = Math.min(cnt, vis[i] - kb);
+                if (n <= 0) {
+                    continue;
+                }
+                int row = scoresAt + i * maxVis + kb;
+                for (int d = 0; d < hs; d++) {
+                    w[accAt + i * hs + d] += dot(w, row, w, tAt + d * KEY_BLOCK, n);
+                }
+            }
+        }
+        for (int i = 0; i < m; i++) {
+            float inv = 1.0f / w[statAt + m + i];
+            for (int d = 0; d < hs; d++) {
+                o[qo[i] + d] = w[accAt + i * hs + d] * inv;
+            }
+            l[lseAt + i * lseStride] = w[statAt + i] + (float) Math.log(w[statAt + m + i]);
+        }
+    }
+
+    /** dst[d * KEY_BLOCK + j] = src[base[kb + j] + headOffset + d] for j < cnt, d < hs. */
+    private static void transpose(float[] src, int[] base, int kb, int cnt, int headOffset, int hs, float[] dst, int at) {
+        for (int j = 0; j < cnt; j++) {
+            int from = base[kb + j] + headOffset;
+            for (int d = 0; d < hs; d++) {
+                dst[at + d * KEY_BLOCK + j] = src[from + d];
+            }
+        }
     }
 
     @Override
@@ -417,18 +488,27 @@ public final class CpuBackend implements Backend {
         for (int g = 0; g < nKvHeads; g++) {
             bases[g] = rowOffsets(g * kv.maxLen(), kv.lens()[g], headSize);
         }
-        forRange(n * nHeads, work, unit -> {
-            int row = unit / nHeads;
+        int blocks = (n + ROW_BLOCK - 1) / ROW_BLOCK;
+        forRange(blocks * nHeads, work, unit -> {
+            int r0 = (unit / nHeads) * ROW_BLOCK;
             int h = unit % nHeads;
             int g = h / group;
             int len = kv.lens()[g];
-            int qo = row * nHeads * headSize + h * headSize;
+            int m = Math.min(ROW_BLOCK, n - r0);
+            int[] qo = new int[m];
+            int[] vis = new int[m];
+            for (int i = 0; i < m; i++) {
+                qo[i] = (r0 + i) * nHeads * headSize + h * headSize;
+                vis[i] = len;
+            }
             if (len == 0) {
-                java.util.Arrays.fill(o, qo, qo + headSize, 0f);
-                l[row * nHeads + h] = Float.NEGATIVE_INFINITY;
+                for (int i = 0; i < m; i++) {
+                    java.util.Arrays.fill(o, qo[i], qo[i] + headSize, 0f);
+                    l[(r0 + i) * nHeads + h] = Float.NEGATIVE_INFINITY;
+                }
                 return;
             }
-            l[row * nHeads + h] = attendOne(qs, qo, ks, vs, bases[g], 0, len, headSize, scale, o, qo);
+            attendBlock(qs, qo, vis, m, ks, vs, bases[g], 0, headSize, scale, o, l, r0 * nHeads + h, nHeads);
         });
     }
 
