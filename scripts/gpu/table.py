@@ -36,3 +36,29 @@ for key in info:
     tt = f"{t:9.4f}" if t else "        -"
     ttf = f"{flops / (t * 1e-3) / 1e12:10.0f}" if t and flops else "         -"
     print(f"{key:32} {o:9.4f} {b:9.4f} {bv:>22} {tt} {rel} {floor:9.4f} {flops / (o * 1e-3) / 1e12:9.0f} {nbytes / (o * 1e-3) / 1e12:9.2f} {ttf}")
+
+# Per-variant view of every op the benchmark swept (prefill attention): both timing rounds, share of torch,
+# and the at-scale check against the w8 kernel (relative error, non-finite outputs after NaN poisoning).
+checks, rounds, variants = {}, {}, {}
+for line in open(sys.argv[1]):
+    p = line.rstrip("\n").split("\t")
+    if p[0] == "CHECK":
+        checks[p[1]] = (float(p[2]), int(p[3]))
+    elif p[0] == "ROUNDS":
+        rounds[p[1]] = (float(p[2]), float(p[3]))
+        key, variant = p[1].split(":", 1)
+        variants.setdefault(key, []).append(variant)
+for key, vs in variants.items():
+    t = torch_ms.get(key)
+    print(f"\n{key}: variants (torch {t:.4f} ms)" if t else f"\n{key}: variants")
+    h = f"{'variant':14} {'round1 ms':>10} {'round2 ms':>10} {'mean ms':>9} {'/torch':>7} {'vs w8':>7} {'relerr':>9} {'nonfinite':>9}"
+    print(h)
+    print("-" * len(h))
+    w8 = sum(rounds[key + ":w8"]) / 2 if key + ":w8" in rounds else None
+    for v in vs:
+        r1, r2 = rounds[key + ":" + v]
+        m = (r1 + r2) / 2
+        err, bad = checks.get(key + ":" + v, (float("nan"), -1))
+        share = f"{t / m * 100:6.1f}%" if t else "      -"
+        speed = f"{w8 / m:6.3f}x" if w8 else "      -"
+        print(f"{v:14} {r1:10.4f} {r2:10.4f} {m:9.4f} {share} {speed} {err:9.2e} {bad:9d}")

@@ -27,6 +27,24 @@ __device__ __forceinline__ float fast_exp2(float x) {
 
 __device__ __forceinline__ float rescale(float m, float mn) { return m == -INFINITY ? 0.f : fast_exp2(m - mn); }
 
+// 2^x on the FMA pipe (prefill variant "poly"): x = n + f with n an integer and f in [-0.5, 0.5]; 2^f by a
+// degree-3 polynomial (relative error 1.2e-4, far under bf16's 3.9e-3), n added to the exponent bits.
+// x <= -127 gives a denormal-sized value instead of 0; callers only use it where that is harmless.
+__device__ __forceinline__ float poly_exp2(float x) {
+    x = fmaxf(x, -127.f);
+    float t = x + 12582912.f;  // 1.5 * 2^23: the low mantissa bits of t now hold round(x)
+    float f = x - (t - 12582912.f);
+    float p = fmaf(fmaf(fmaf(0.05459282f, f, 0.24221784f), f, 0.6933686f), f, 1.f);
+    return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
+}
+
+// Two 2^x at once on the special-function unit, bf16 in and out (sm_90).
+__device__ __forceinline__ uint32_t ex2_bf16x2(uint32_t x) {
+    uint32_t y;
+    asm("ex2.approx.ftz.bf16x2 %0, %1;" : "=r"(y) : "r"(x));
+    return y;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Row kernel: one block (4 warps) per (query row, KV head, key split); the G query heads of the KV
 // head share every K/V load. Lanes are grouped L = D/8 per key (16 bytes each), so a warp covers
@@ -215,7 +233,13 @@ extern "C" __global__ void attn_merge_splits(void* out, int odt, float* lse, con
 template <int D>
 __device__ __forceinline__ int aswz(int row, int chunk) { return row * D + ((chunk ^ (row & 7)) << 3); }
 
-template <int D, int NW, int BKV, int MT, int KST>
+// Softmax variants (docs/gpu-notes.md, v6): RS = when O and l are rescaled: 0 every tile, 1 only when some
+// row max of the warp moved, 2 only when some row max of the warp grew by more than 8 (log2 units; otherwise
+// the stale max stays, so p <= 2^8, still exact after the final division). EX = how p is made: 0 ex2.f32 per
+// score, 1 every second score by poly_exp2 on the FMA pipe, 2 ex2.bf16x2 per pair of scores (p comes out
+// packed for the P.V product; the row sums l come from one more MMA of P against a ones matrix).
+// SK = a warp skips (causal) key tiles that lie wholly after its last row.
+template <int D, int NW, int BKV, int MT, int KST, int RS = 0, int EX = 0, bool SK = false>
 __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, const bf16* q, const int* tSeq,
                                              const int* tQ0, const int* qStart, const int* qLen, const int* kvLen,
                                              const bf16* kp, const bf16* vp, const int* tables, const int* tableOff,
@@ -273,12 +297,16 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
     uint32_t qf[MT][D / 16][4];
     float o[MT][D / 8][4];
     float mrow[MT][2], lrow[MT][2];
+    float lacc[MT][4];  // EX == 2: row sums from the tensor cores (every column of the n8 tile holds the sum)
+    const uint32_t ONES = 0x3F803F80u;  // bf16x2 (1, 1)
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
         for (int i = 0; i < D / 8; i++)
 #pragma unroll
             for (int e = 0; e < 4; e++) o[mt][i][e] = 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; e++) lacc[mt][e] = 0.f;
         mrow[mt][0] = mrow[mt][1] = -INFINITY;
         lrow[mt][0] = lrow[mt][1] = 0.f;
     }
@@ -301,6 +329,9 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
         }
         const bf16* cK = sK + (j % KST) * BKV * D;
         const bf16* cV = sV + (j % KST) * BKV * D;
+        const int kBase = j * BKV;
+        // Every key of this tile is after the warp's last row: nothing to do but the loads and barriers.
+        if (SK && causal && kBase > offset + q0 + wrow + WR - 1) continue;
 
         float sc[MT][NT8][4];
 #pragma unroll
@@ -325,7 +356,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
         }
 
         // mask, online softmax: max over raw scores (the scale is positive), p = 2^(s * scale - max)
-        const int kBase = j * BKV;
+        float mxs[MT][2];
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
             const int rt = wrow + mt * 16;  // first row of this 16-row tile
@@ -346,26 +377,58 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
                 }
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                float mn = fmaxf(mrow[mt][hh], mx * scaleLog2);
-                float base = mn == -INFINITY ? 0.f : mn;
-                float c = rescale(mrow[mt][hh], mn);
+                mxs[mt][hh] = mx * scaleLog2;
+            }
+        }
+        bool moved = RS == 0;
+        if (RS != 0) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) moved |= mxs[mt][hh] > mrow[mt][hh] + (RS == 2 ? 8.f : 0.f);
+            moved = __any_sync(0xffffffffu, moved);  // warp-uniform branch
+        }
+        if (moved) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) {
+                    float mn = fmaxf(mrow[mt][hh], mxs[mt][hh]);
+                    float c = rescale(mrow[mt][hh], mn);
+                    mrow[mt][hh] = mn;
+                    lrow[mt][hh] *= c;
+                    lacc[mt][2 * hh] *= c;
+                    lacc[mt][2 * hh + 1] *= c;
+#pragma unroll
+                    for (int dn = 0; dn < D / 8; dn++) {
+                        o[mt][dn][2 * hh] *= c;
+                        o[mt][dn][2 * hh + 1] *= c;
+                    }
+                }
+            }
+        }
+        uint32_t pk[MT][NT8][2];  // EX == 2: p as bf16 pairs, already in the A-fragment order of P.V
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+            for (int hh = 0; hh < 2; hh++) {
+                const float base = mrow[mt][hh] == -INFINITY ? 0.f : mrow[mt][hh];
                 float sum = 0.f;
 #pragma unroll
                 for (int n = 0; n < NT8; n++) {
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        float p = fast_exp2(fmaf(sc[mt][n][2 * hh + e], scaleLog2, -base));
-                        sc[mt][n][2 * hh + e] = p;
-                        sum += p;
+                    float x0 = fmaf(sc[mt][n][2 * hh], scaleLog2, -base);
+                    float x1 = fmaf(sc[mt][n][2 * hh + 1], scaleLog2, -base);
+                    if constexpr (EX == 2) {
+                        pk[mt][n][hh] = ex2_bf16x2(pack_bf16x2(x0, x1));
+                    } else {
+                        float p0 = fast_exp2(x0);
+                        float p1 = EX == 1 ? poly_exp2(x1) : fast_exp2(x1);
+                        sc[mt][n][2 * hh] = p0;
+                        sc[mt][n][2 * hh + 1] = p1;
+                        sum += p0 + p1;
                     }
                 }
-                lrow[mt][hh] = lrow[mt][hh] * c + sum;
-                mrow[mt][hh] = mn;
-#pragma unroll
-                for (int dn = 0; dn < D / 8; dn++) {
-                    o[mt][dn][2 * hh] *= c;
-                    o[mt][dn][2 * hh + 1] *= c;
-                }
+                if constexpr (EX != 2) lrow[mt][hh] += sum;
             }
         }
 
@@ -375,10 +438,18 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
             uint32_t a[MT][4];
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                a[mt][0] = pack_bf16x2(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
-                a[mt][1] = pack_bf16x2(sc[mt][2 * kk][2], sc[mt][2 * kk][3]);
-                a[mt][2] = pack_bf16x2(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
-                a[mt][3] = pack_bf16x2(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
+                if constexpr (EX == 2) {
+                    a[mt][0] = pk[mt][2 * kk][0];
+                    a[mt][1] = pk[mt][2 * kk][1];
+                    a[mt][2] = pk[mt][2 * kk + 1][0];
+                    a[mt][3] = pk[mt][2 * kk + 1][1];
+                    mma_bf16(lacc[mt], a[mt], ONES, ONES);
+                } else {
+                    a[mt][0] = pack_bf16x2(sc[mt][2 * kk][0], sc[mt][2 * kk][1]);
+                    a[mt][1] = pack_bf16x2(sc[mt][2 * kk][2], sc[mt][2 * kk][3]);
+                    a[mt][2] = pack_bf16x2(sc[mt][2 * kk + 1][0], sc[mt][2 * kk + 1][1]);
+                    a[mt][3] = pack_bf16x2(sc[mt][2 * kk + 1][2], sc[mt][2 * kk + 1][3]);
+                }
             }
 #pragma unroll
             for (int dn2 = 0; dn2 < D / 16; dn2++) {
@@ -402,6 +473,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
             float l = lrow[mt][hh];
             l += __shfl_xor_sync(0xffffffffu, l, 1);
             l += __shfl_xor_sync(0xffffffffu, l, 2);
+            if constexpr (EX == 2) l = lacc[mt][2 * hh];
             int r = wrow + mt * 16 + (lane >> 2) + hh * 8;
             if (r >= rowsValid) continue;
             long row = qRow0 + r;
@@ -423,17 +495,20 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
     }
 }
 
-#define PREFILL_KERNEL(D, NW, BKV, MT, KST, NAME)                                                                         \
-    extern "C" __global__ void __launch_bounds__(NW * 32) NAME(                                                  \
+// LB: the launch bounds; (256, 2) / (128, 4) hold a d=64 kernel to 128 registers, so that 16 warps fit per SM.
+#define PREFILL_KERNEL_V(D, NW, BKV, MT, KST, RS, EX, SK, LB, NAME)                                            \
+    extern "C" __global__ void __launch_bounds__ LB NAME(                                                  \
         void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0, const int* qStart,       \
         const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp, const int* tables,                    \
         const int* tableOff, int bs, int rowStride, int maxLen, const int* lens, int nHeads, int nKvHeads,       \
         float scaleLog2) {                                                                                       \
-        attn_prefill<D, NW, BKV, MT, KST>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
-                            rowStride, maxLen, lens, nHeads, nKvHeads, scaleLog2);                               \
+        attn_prefill<D, NW, BKV, MT, KST, RS, EX, SK>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp,  \
+                                                      tables, tableOff, bs, rowStride, maxLen, lens, nHeads,     \
+                                                      nKvHeads, scaleLog2);                                      \
     }
-// name: w<warps>[_s<K/V pipeline stages, 2 if absent>]. Also measured and dropped (docs/gpu-notes.md):
-// 128-key tiles and two 16-row tiles per warp, both slower on the H100.
+#define PREFILL_KERNEL(D, NW, BKV, MT, KST, NAME) PREFILL_KERNEL_V(D, NW, BKV, MT, KST, 0, 0, false, (NW * 32), NAME)
+// name: w<warps>[_s<K/V pipeline stages, 2 if absent>][softmax variant]. Also measured and dropped
+// (docs/gpu-notes.md): 128-key tiles and two 16-row tiles per warp, both slower on the H100.
 PREFILL_KERNEL(64, 4, 64, 1, 2, attn_prefill_d64_w4)
 PREFILL_KERNEL(64, 8, 64, 1, 2, attn_prefill_d64_w8)
 PREFILL_KERNEL(64, 4, 64, 1, 3, attn_prefill_d64_w4_s3)
@@ -442,3 +517,16 @@ PREFILL_KERNEL(64, 8, 64, 1, 4, attn_prefill_d64_w8_s4)
 PREFILL_KERNEL(128, 4, 64, 1, 2, attn_prefill_d128_w4)
 PREFILL_KERNEL(128, 8, 64, 1, 2, attn_prefill_d128_w8)
 PREFILL_KERNEL(128, 8, 64, 1, 3, attn_prefill_d128_w8_s3)
+// v6 softmax variants, one idea each on top of w8, then all together (_all = rs8 + bx2 + sk).
+PREFILL_KERNEL_V(64, 8, 64, 1, 2, 0, 0, true, (256, 2), attn_prefill_d64_w8_sk)
+PREFILL_KERNEL_V(64, 8, 64, 1, 2, 1, 0, false, (256, 2), attn_prefill_d64_w8_rs1)
+PREFILL_KERNEL_V(64, 8, 64, 1, 2, 2, 0, false, (256, 2), attn_prefill_d64_w8_rs8)
+PREFILL_KERNEL_V(64, 8, 64, 1, 2, 0, 1, false, (256, 2), attn_prefill_d64_w8_poly)
+PREFILL_KERNEL_V(64, 8, 64, 1, 2, 0, 2, false, (256, 2), attn_prefill_d64_w8_bx2)
+PREFILL_KERNEL_V(64, 8, 64, 1, 2, 2, 2, true, (256, 2), attn_prefill_d64_w8_all)
+PREFILL_KERNEL_V(64, 4, 64, 1, 2, 2, 2, true, (128, 4), attn_prefill_d64_w4_all)
+PREFILL_KERNEL_V(64, 8, 64, 1, 3, 2, 2, true, (256, 2), attn_prefill_d64_w8_s3_all)
+PREFILL_KERNEL_V(64, 8, 64, 1, 2, 2, 1, true, (256, 2), attn_prefill_d64_w8_poly_all)
+PREFILL_KERNEL_V(128, 8, 64, 1, 2, 2, 2, true, (256), attn_prefill_d128_w8_all)
+PREFILL_KERNEL_V(128, 4, 64, 1, 2, 2, 2, true, (128), attn_prefill_d128_w4_all)
+PREFILL_KERNEL_V(128, 8, 64, 1, 3, 2, 2, true, (256), attn_prefill_d128_w8_s3_all)

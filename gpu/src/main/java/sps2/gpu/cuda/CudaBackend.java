@@ -841,11 +841,23 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * Every prefill kernel in attention.cu. Suffixes after the warps/stages part name the softmax variant
+     * (docs/gpu-notes.md, v6): _sk skips key tiles wholly after a warp's rows, _rs1 / _rs8 rescale O only when a
+     * row max moved / grew by more than 8 (log2), _poly makes every second exp on the FMA pipe, _bx2 makes two
+     * exps per ex2.bf16x2 with the row sums on the tensor cores, _all = _rs8 + _bx2 + _sk.
+     */
     static final List<PrefillKernel> PREFILLS = List.of(new PrefillKernel("w4", 4, 2), new PrefillKernel("w8", 8, 2),
-            new PrefillKernel("w4_s3", 4, 3), new PrefillKernel("w8_s3", 8, 3), new PrefillKernel("w8_s4", 8, 4));
+            new PrefillKernel("w4_s3", 4, 3), new PrefillKernel("w8_s3", 8, 3), new PrefillKernel("w8_s4", 8, 4),
+            new PrefillKernel("w8_sk", 8, 2), new PrefillKernel("w8_rs1", 8, 2), new PrefillKernel("w8_rs8", 8, 2),
+            new PrefillKernel("w8_poly", 8, 2), new PrefillKernel("w8_bx2", 8, 2), new PrefillKernel("w8_all", 8, 2),
+            new PrefillKernel("w4_all", 4, 2), new PrefillKernel("w8_s3_all", 8, 3), new PrefillKernel("w8_poly_all", 8, 2));
+
+    /** Head size 128 has only these (head size 64 has every one of {@link #PREFILLS}). */
+    private static final java.util.Set<String> PREFILLS_D128 = java.util.Set.of("w4", "w8", "w8_s3", "w8_all", "w4_all", "w8_s3_all");
 
     static boolean hasPrefill(int d, PrefillKernel k) {
-        return d == 64 || (d == 128 && (k.stages() == 2 || k.variant().equals("w8_s3")));
+        return d == 64 || (d == 128 && PREFILLS_D128.contains(k.variant()));
     }
 
     /** The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. */

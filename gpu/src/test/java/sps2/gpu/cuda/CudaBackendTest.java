@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -368,6 +370,11 @@ class CudaBackendTest {
      * Paged attention for a batch of sequences (qLen, kvLen each), random block tables, checks out and lse.
      */
     private void checkPaged(int[] qLens, int[] kvLens, int nHeads, int nKvHeads, int d, int blockSize, String prefill) {
+        checkPaged(qLens, kvLens, nHeads, nKvHeads, d, blockSize, prefill, 1);
+    }
+
+    /** As above with queries of standard deviation qStd (large values make peaked rows whose max jumps between key tiles). */
+    private void checkPaged(int[] qLens, int[] kvLens, int nHeads, int nKvHeads, int d, int blockSize, String prefill, double qStd) {
         int s = qLens.length;
         int kvDim = nKvHeads * d;
         int totalBlocks = 0;
@@ -409,7 +416,7 @@ class CudaBackendTest {
                 keys[i] = split(bf16(k), kl, kvDim);
                 vals[i] = split(bf16(v), kl, kvDim);
             }
-            float[] q = randn(rows * nHeads * d, 1);
+            float[] q = randn(rows * nHeads * d, qStd);
             Tensor qt = act(rows, nHeads * d, q);
             Tensor out = poisoned(rows, nHeads * d), lse = poisonedF32(rows, nHeads);
             AttentionBatch batch = new AttentionBatch(qStart, qLens, kvLens, tables);
@@ -475,6 +482,36 @@ class CudaBackendTest {
         checkPaged(new int[] {300, 40, 1}, new int[] {700, 40, 9}, 8, 2, 64, 16, "w4_s3");
         checkPaged(new int[] {600, 17}, new int[] {600, 300}, 8, 4, 64, 16, "w8_s4");
         checkPaged(new int[] {130, 64}, new int[] {400, 64}, 4, 1, 128, 16, "w8_s3");
+    }
+
+    /**
+     * Every prefill kernel variant (the benchmark times them all) on causal batches with diagonal tiles, rows
+     * past a warp's keys, several sequences and GQA, on peaked rows (queries x4: the row max jumps by more
+     * than the _rs8 threshold between key tiles), and on compact KV. Collects every failing variant.
+     */
+    @Test
+    void everyPrefillVariantMatchesFloat64() {
+        List<String> failed = new ArrayList<>();
+        String previous = be.prefillVariant;
+        for (CudaBackend.PrefillKernel k : CudaBackend.PREFILLS) {
+            String v = k.variant();
+            try {
+                checkPaged(new int[] {300, 40, 1}, new int[] {700, 40, 9}, 8, 2, 64, 16, v);
+                checkPaged(new int[] {600, 17}, new int[] {600, 300}, 8, 4, 64, 16, v, 4);
+                checkPaged(new int[] {1000}, new int[] {1000}, 4, 1, 64, 64, v, 2);
+                if (CudaBackend.hasPrefill(128, k)) {
+                    checkPaged(new int[] {130, 64}, new int[] {400, 64}, 4, 1, 128, 16, v);
+                    checkPaged(new int[] {300}, new int[] {300}, 4, 2, 128, 16, v, 4);
+                }
+                be.prefillVariant = v;
+                compactAttention();
+            } catch (AssertionError e) {
+                failed.add(v + ": " + e.getMessage());
+            } finally {
+                be.prefillVariant = previous;
+            }
+        }
+        assertTrue(failed.isEmpty(), "prefill variants that fail: " + failed);
     }
 
     @Test

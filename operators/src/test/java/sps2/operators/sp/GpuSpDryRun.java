@@ -1,0 +1,253 @@
+package sps2.operators.sp;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import sps2.gpu.AttentionBatch;
+import sps2.gpu.Backend;
+import sps2.gpu.KvPool;
+import sps2.gpu.LlamaModel;
+import sps2.gpu.Tensor;
+import sps2.gpu.cpu.CpuBackend;
+import sps2.gpu.cuda.CudaBackend;
+import sps2.model.DType;
+import sps2.model.ModelConfig;
+import sps2.model.ModelLoader;
+import sps2.model.ModelWeights;
+import sps2.model.shapes.ModelShapes;
+import sps2.model.shapes.RandomCheckpointWriter;
+import sps2.operators.csa.CsaPolicy;
+import sps2.operators.csa.KvExchange;
+import sps2.operators.placement.Segmenter;
+
+/**
+ * Sequence-parallel prefill dry run on one GPU (issue 8, before a multi-GPU machine is lent): the
+ * Llama-3.2-1B shape with random bf16 weights on {@link CudaBackend}, one random prompt per length, SP degree
+ * 1, 2 and 4 with the segment bounds of {@link Segmenter}, policies dense and strided:4, all through
+ * {@link InProcessSequenceParallel#prefill}. Every shard runs on the same GPU, one after another, so the wall
+ * times are the summed cost of all shards, not a speed-up. What it shows: the SP math (dense SP against
+ * degree 1: last-position logits within bf16 noise, same top-1), the compact-attention and LSE-merge kernels
+ * at full size, the bytes a policy sends, and, by a second instrumented pass, how the work splits between
+ * shards (own segment, sending K/V, attending remote K/V).
+ *
+ * <p>Arguments: work directory (the checkpoint is written there once), prompt lengths (comma-separated,
+ * default 8192,32768), and optionally {@code cpu:SHAPE} to smoke-test this program on the CPU backend with a small
+ * shape. Prints {@code SP} lines and a table; exits 1 if a dense run misses 2e-2 or any logits are not finite.
+ */
+public final class GpuSpDryRun {
+    private static final String GPU_SHAPE = "llama-3.2-1b";
+    private static final long SEED = 1234;
+    private static final double DENSE_TOL = 2e-2;
+
+    private GpuSpDryRun() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        boolean cpu = args.length > 2 && args[2].startsWith("cpu:");
+        String shape = cpu ? args[2].substring(4) : GPU_SHAPE;
+        if (!cpu && !CudaBackend.isAvailable()) {
+            System.out.println("No CUDA: " + CudaBackend.unavailableReason());
+            System.exit(2);
+        }
+        Path work = Path.of(args.length > 0 ? args[0] : "/tmp/sps2-sp");
+        int[] lengths = Arrays.stream((args.length > 1 ? args[1] : "8192,32768").split(",")).mapToInt(Integer::parseInt).toArray();
+        Files.createDirectories(work);
+        ModelConfig c = ModelShapes.get(shape);
+        Path ckpt = work.resolve("ckpt");
+        if (!Files.isRegularFile(ckpt.resolve("model.safetensors"))) {
+            long t0 = System.nanoTime();
+            RandomCheckpointWriter.write(c, shape, ckpt, DType.BF16, SEED, RandomCheckpointWriter.Progress.NONE);
+            System.out.printf("wrote the %s checkpoint in %.1f s%n", shape, (System.nanoTime() - t0) / 1e9);
+        }
+        List<String> rows = new ArrayList<>();
+        int failures = 0;
+        try (Backend backend = cpu ? new CpuBackend(2) : new CudaBackend(0)) {
+            ModelWeights w = ModelLoader.load(ckpt);
+            try (LlamaModel model = new LlamaModel(backend, w, null)) {
+                ModelConfig mc = model.config();
+                Segmenter segmenter = new Segmenter(mc, 64);
+                // warm-up: every kernel and code path once (JIT, pool), on a short prompt
+                int wn = Math.min(1024, lengths[0]);
+                int[] warm = new SplittableRandom(1).ints(wn, 3, mc.vocabSize()).toArray();
+                InProcessSequenceParallel.prefill(model, warm, segmenter.split(wn, 4), new CsaPolicy.Strided(4), wn - 1, null);
+                InProcessSequenceParallel.prefill(model, warm, segmenter.split(wn, 2), new CsaPolicy.Dense(), wn - 1, null);
+                for (int n : lengths) {
+                    int[] tokens = new SplittableRandom(SEED + n).ints(n, 3, mc.vocabSize()).toArray();
+                    float[] ref = null;
+                    for (int degree : new int[] {1, 2, 4}) {
+                        int[] bounds = segmenter.split(n, degree);
+                        for (CsaPolicy policy : degree == 1 ? List.of((CsaPolicy) new CsaPolicy.Dense())
+                                : List.of(new CsaPolicy.Dense(), new CsaPolicy.Strided(4))) {
+                            long t0 = System.nanoTime();
+                            InProcessSequenceParallel.Result r = InProcessSequenceParallel.prefill(model, tokens, bounds, policy, n - 1, null);
+                            double wall = (System.nanoTime() - t0) / 1e6;
+                            float[] last = r.logits()[0];
+                            if (ref == null) {
+                                ref = last;
+                            }
+                            double err = relErr(last, ref);
+                            boolean top1 = argmax(last) == argmax(ref);
+                            double ratio = r.denseBytes() == 0 ? 1 : (double) r.bytesSent() / r.denseBytes();
+                            Split split = split(model, tokens, bounds, policy);
+                            String row = String.format("%-6d %-6d %-10s %-22s %9.2e %5s %12d %7.3f %9.1f   %s", n, degree, policy.name(),
+                                    Arrays.toString(bounds).replace(" ", ""), err, top1 ? "yes" : "NO", r.bytesSent(), ratio, wall, split);
+                            System.out.println("SP " + row);
+                            rows.add(row);
+                            if (!Double.isFinite(err) || (policy instanceof CsaPolicy.Dense && err > DENSE_TOL)) {
+                                System.out.println("CHECK FAILED: " + n + " tokens, degree " + degree + ", " + policy.name() + ": relative error " + err);
+                                failures++;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        System.out.println();
+        System.out.println("SP dry run on ONE " + (cpu ? "CPU" : "GPU") + " (" + shape + " shape, random bf16 weights): shards run one after another, so wall ms is");
+        System.out.println("the summed cost of all shards, not a speed-up. err = last-position logits vs degree 1 (relative L2).");
+        System.out.println("Per shard (second, instrumented pass, synchronised per stage): own = embed + project + own attention +");
+        System.out.println("finish (ms), send = K/V to host + pack (ms), remote = compact attention + LSE merge of remote K/V (ms).");
+        String hdr = String.format("%-6s %-6s %-10s %-22s %9s %5s %12s %7s %9s   %s", "tokens", "degree", "policy", "bounds", "err", "top1",
+                "bytes sent", "/dense", "wall ms", "per shard: own/send/remote ms");
+        System.out.println(hdr);
+        System.out.println("-".repeat(hdr.length() + 30));
+        rows.forEach(System.out::println);
+        System.out.println("GpuSpDryRun done, " + failures + " check(s) failed");
+        System.exit(failures == 0 ? 0 : 1);
+    }
+
+    /** Milliseconds per shard spent on its own segment, on sending its K/V, and on attending to remote K/V. */
+    record Split(double[] own, double[] send, double[] remote) {
+        @Override
+        public String toString() {
+            StringBuilder s = new StringBuilder();
+            for (int i = 0; i < own.length; i++) {
+                s.append(String.format("%s%.0f/%.0f/%.0f", i == 0 ? "" : "  ", own[i], send[i], remote[i]));
+            }
+            return s.toString();
+        }
+    }
+
+    /**
+     * The stages of {@link InProcessSequenceParallel#prefill} in the same order, with the device synchronised
+     * around each so that its time can be charged to one shard. Logits are not computed.
+     */
+    static Split split(LlamaModel model, int[] tokens, int[] bounds, CsaPolicy policy) {
+        ModelConfig c = model.config();
+        Backend b = model.backend();
+        int shards = bounds.length - 1;
+        int kvDim = c.kvDim();
+        double[] own = new double[shards];
+        double[] send = new double[shards];
+        double[] remote = new double[shards];
+        LlamaModel.Workspace[] ws = new LlamaModel.Workspace[shards];
+        KvPool[] pools = new KvPool[shards];
+        Tensor[] pos = new Tensor[shards];
+        Tensor[] slots = new Tensor[shards];
+        Tensor[] ids = new Tensor[shards];
+        AttentionBatch.Prepared[] batches = new AttentionBatch.Prepared[shards];
+        int[] n = new int[shards];
+        try {
+            for (int i = 0; i < shards; i++) {
+                n[i] = bounds[i + 1] - bounds[i];
+                ws[i] = model.workspace(n[i]);
+                pools[i] = model.kvPool(n[i], 16);
+                int[] table = new int[pools[i].blocks()];
+                int[] p = new int[n[i]];
+                int[] s = new int[n[i]];
+                for (int t = 0; t < table.length; t++) {
+                    table[t] = t;
+                }
+                for (int t = 0; t < n[i]; t++) {
+                    p[t] = bounds[i] + t;
+                    s[t] = t;
+                }
+                pos[i] = b.upload(p);
+                slots[i] = b.upload(s);
+                ids[i] = b.upload(Arrays.copyOfRange(tokens, bounds[i], bounds[i + 1]));
+                batches[i] = b.prepare(AttentionBatch.single(n[i], n[i], table));
+                b.sync();
+                long t0 = System.nanoTime();
+                model.embed(ws[i], ids[i], n[i]);
+                b.sync();
+                own[i] += (System.nanoTime() - t0) / 1e6;
+            }
+            for (int l = 0; l < c.nLayers(); l++) {
+                float[][] k = new float[shards][];
+                float[][] v = new float[shards][];
+                for (int i = 0; i < shards; i++) {
+                    long t0 = System.nanoTime();
+                    model.project(l, ws[i], pos[i], n[i]);
+                    b.kvWrite(pools[i], l, ws[i].k, ws[i].v, slots[i], n[i]);
+                    model.attend(l, ws[i], pools[i], batches[i]);
+                    b.sync();
+                    long t1 = System.nanoTime();
+                    own[i] += (t1 - t0) / 1e6;
+                    if (i < shards - 1) {
+                        k[i] = new float[n[i] * kvDim];
+                        v[i] = new float[n[i] * kvDim];
+                        b.read(ws[i].k, 0, k[i], 0, n[i]);
+                        b.read(ws[i].v, 0, v[i], 0, n[i]);
+                        send[i] += (System.nanoTime() - t1) / 1e6;
+                    }
+                }
+                for (int j = 1; j < shards; j++) {
+                    for (int i = 0; i < j; i++) {
+                        long t0 = System.nanoTime();
+                        KvExchange.Packed packed = KvExchange.pack(k[i], v[i], c.nKvHeads(), c.headSize(),
+                                policy.select(bounds[i], n[i], bounds[j], c.nKvHeads()));
+                        long t1 = System.nanoTime();
+                        send[i] += (t1 - t0) / 1e6;
+                        KvExchange.attendAndMerge(model, ws[j], n[j], packed);
+                        remote[j] += (System.nanoTime() - t1) / 1e6;
+                    }
+                }
+                for (int i = 0; i < shards; i++) {
+                    long t0 = System.nanoTime();
+                    model.finishLayer(l, ws[i], n[i]);
+                    b.sync();
+                    own[i] += (System.nanoTime() - t0) / 1e6;
+                }
+            }
+            return new Split(own, send, remote);
+        } finally {
+            for (int i = 0; i < shards; i++) {
+                if (ws[i] != null) {
+                    ws[i].close();
+                    pools[i].close();
+                    pos[i].close();
+                    slots[i].close();
+                    ids[i].close();
+                    batches[i].close();
+                }
+            }
+        }
+    }
+
+    private static double relErr(float[] a, float[] ref) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < ref.length; i++) {
+            if (!Float.isFinite(a[i])) {
+                return Double.NaN;
+            }
+            num += (a[i] - ref[i]) * (double) (a[i] - ref[i]);
+            den += ref[i] * (double) ref[i];
+        }
+        return Math.sqrt(num / den);
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+}
