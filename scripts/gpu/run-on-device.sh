@@ -8,6 +8,12 @@
 #   bash .device-carry/run-on-device.sh device [quick|full] [copy,gemm,gemv,prefill,decode]
 #       on the device: runs the CUDA tests, the kernel benchmarks (CudaBench), the PyTorch peer on the
 #       same shapes, and prints one table (ours vs torch vs floor). Logs go to $OUT.
+#   bash .device-carry/run-on-device.sh device sp,attn [lengths]
+#       on the device, in one call: the sequence-parallel dry run (GpuSpDryRun: 1B shape, SP degree 1/2/4,
+#       dense and strided:4, all shards on the one GPU; prompt lengths default 8192,32768), the CUDA tests
+#       (every prefill variant against float64), the prefill attention variants (CudaBench prefill: each
+#       checked against w8 on the bench inputs, then timed in two rounds) beside torch SDPA, and the tables.
+#       Either part alone: `device sp` or `device attn`.
 #   bash .device-carry/run-on-device.sh device model [stories,write,correct,prefill,decode]
 #       on the device: the whole model (ModelBench): stories260K greedy tokens CUDA vs CPU, a random
 #       Llama-3.2-1B-shaped checkpoint written in /tmp, its logits and greedy tokens against transformers
@@ -22,11 +28,16 @@ if [[ $mode == pack ]]; then
   m2=${M2_REPO:-$HOME/.m2/repository}
   cd "$repo"
   mvn -o -q -B -pl gpu -am package -DskipTests
+  mvn -o -q -B -pl operators test-compile
   ls gpu/target/classes/sps2/gpu/cuda/ptx/*.ptx >/dev/null || { echo "no PTX built (nvcc missing?)"; exit 1; }
   mkdir -p "$carry/lib"
   rm -f "$carry"/lib/*.jar
   cp model/target/sps2-model-*.jar gpu/target/sps2-gpu-*.jar "$carry/lib/"
   jar cf "$carry/lib/sps2-gpu-tests.jar" -C gpu/target/test-classes .
+  # The SP dry run: the operators classes it uses (csa, placement, sp: no Flink) and its main class.
+  jar cf "$carry/lib/sps2-operators-sp.jar" -C operators/target/classes sps2/operators/csa -C operators/target/classes sps2/operators/placement \
+    -C operators/target/classes sps2/operators/sp -C operators/target/test-classes sps2/operators/sp/GpuSpDryRun.class \
+    -C operators/target/test-classes 'sps2/operators/sp/GpuSpDryRun$Split.class'
   jackson=$m2/com/fasterxml/jackson/core
   cp "$m2/org/jcuda/jcuda/12.6.0/jcuda-12.6.0.jar" \
      "$m2/org/jcuda/jcuda-natives/12.6.0/jcuda-natives-12.6.0-linux-x86_64.jar" \
@@ -74,6 +85,27 @@ if [[ $scope == model ]]; then
   echo "=== summary"
   grep -hE "^CHECK|FAILED|^decode batch|^prefill [0-9]" "$out/ours_model.log" "$out/hf_model.log"
   cat "$out/model_table.txt"
+  exit 0
+fi
+if [[ $scope == sp* || $scope == attn* ]]; then
+  set +e
+  # the SP dry run first (cheap), then the tests that every prefill variant must pass before its timing counts
+  if [[ $scope == *sp* ]]; then
+    timeout 240 $java -Xmx32g --add-modules jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=info -cp "$cp_" \
+      sps2.operators.sp.GpuSpDryRun /tmp/sps2-sp "${filter:-8192,32768}" 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/sp.log" | grep -v "^SP "
+  fi
+  $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
+    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --details=tree --disable-banner 2>&1 \
+    | tee "$out/tests.log" | grep -vE "^\s*$" | tail -25
+  if [[ $scope == *attn* ]]; then
+    $java -Xmx16g -cp "$cp_" sps2.gpu.cuda.CudaBench full prefill 2>&1 | tee "$out/ours.tsv" | grep -vE "^(BENCH|CHECK|ROUNDS)"
+    PYTHONUNBUFFERED=1 python3 "$here/torch_peer.py" full prefill 2>&1 | tee "$out/torch.tsv" | grep -v "^TORCH"
+    python3 "$here/table.py" "$out/ours.tsv" "$out/torch.tsv" > "$out/table.txt"
+  fi
+  echo "=== tests: $(grep -E "tests (successful|failed)" "$out/tests.log" | tr -s ' ' | tr '\n' ' ')"
+  grep -o "prefill variants that fail: .*" "$out/tests.log" | cut -c1-600
+  [[ -f $out/sp.log ]] && sed -n '/^SP dry run on ONE/,$p' "$out/sp.log"
+  [[ -f $out/table.txt ]] && cat "$out/table.txt"
   exit 0
 fi
 if [[ $scope != bench ]]; then
