@@ -851,7 +851,8 @@ public final class CudaBackend implements Backend {
             new PrefillKernel("w4_s3", 4, 3), new PrefillKernel("w8_s3", 8, 3), new PrefillKernel("w8_s4", 8, 4),
             new PrefillKernel("w8_sk", 8, 2), new PrefillKernel("w8_rs1", 8, 2), new PrefillKernel("w8_rs8", 8, 2),
             new PrefillKernel("w8_poly", 8, 2), new PrefillKernel("w8_bx2", 8, 2), new PrefillKernel("w8_all", 8, 2),
-            new PrefillKernel("w4_all", 4, 2), new PrefillKernel("w8_s3_all", 8, 3), new PrefillKernel("w8_poly_all", 8, 2));
+            new PrefillKernel("w4_all", 4, 2), new PrefillKernel("w8_s3_all", 8, 3), new PrefillKernel("w8_poly_all", 8, 2),
+            new PrefillKernel("w8_s3_sk", 8, 3), new PrefillKernel("w8_s4_all", 8, 4));
 
     /** Head size 128 has only these (head size 64 has every one of {@link #PREFILLS}). */
     private static final java.util.Set<String> PREFILLS_D128 = java.util.Set.of("w4", "w8", "w8_s3", "w8_all", "w4_all", "w8_s3_all");
@@ -860,8 +861,11 @@ public final class CudaBackend implements Backend {
         return d == 64 || (d == 128 && PREFILLS_D128.contains(k.variant()));
     }
 
-    /** The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. */
-    volatile String prefillVariant = "w8";
+    /**
+     * The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. w8_s3_all: the
+     * fastest on the H100 at 8K and 32K (device call 8: 51% and 50% of torch SDPA, w8 48%; docs/gpu-notes.md v6).
+     */
+    volatile String prefillVariant = "w8_s3_all";
 
     private PrefillKernel prefillKernel(int d) {
         for (PrefillKernel k : PREFILLS) {
