@@ -55,6 +55,9 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     @Option(names = "--verbose", description = "Show Flink's and Kafka's own logs.")
     boolean verbose;
 
+    @Option(names = "--timeline", description = "Print each short request's token arrival times around the long prompts.")
+    boolean timeline;
+
     @Mixin
     JobOptions jobOptions;
 
@@ -131,7 +134,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
             for (CompletableFuture<TokenStreamConsumer.Result> f : shortAgain) {
                 long[] t = f.get(10, TimeUnit.MINUTES).arrivalNanos();
                 record(during, t, longStart, longEnd);
-                if (System.getenv("SPS2_DEBUG_TIMELINE") != null) {
+                if (timeline) {
                     StringBuilder b = new StringBuilder();
                     for (long x : t) {
                         b.append(String.format("%.0f ", (x - longStart) / 1e6));
