@@ -24,8 +24,11 @@ public final class InProcessSequenceParallel {
      * @param logits      [to - from][vocab] logits of positions from..to-1
      * @param bytesSent   K/V bytes that crossed shards under the policy
      * @param denseBytes  what dense attention would have sent
+     * @param ownMs       per shard: time on its own segment (projections, own attention, MLP)
+     * @param sendMs      per shard: time reading and packing the K/V it sends
+     * @param remoteMs    per shard: time taking in and attending to the K/V it receives
      */
-    public record Result(float[][] logits, long bytesSent, long denseBytes) {
+    public record Result(float[][] logits, long bytesSent, long denseBytes, double[] ownMs, double[] sendMs, double[] remoteMs) {
     }
 
     /**
@@ -35,6 +38,15 @@ public final class InProcessSequenceParallel {
      * @param continueInto  if not null, receives every layer's K/V so that decoding can go on in it
      */
     public static Result prefill(LlamaModel model, int[] tokens, int[] bounds, CsaPolicy policy, int from, Sequence continueInto) {
+        return prefill(model, tokens, bounds, policy, from, continueInto, false);
+    }
+
+    /**
+     * As {@link #prefill(LlamaModel, int[], int[], CsaPolicy, int, Sequence)}; with {@code timePhases} the
+     * backend is synchronised at the end of every phase so the per-shard times in the result are exact.
+     */
+    public static Result prefill(LlamaModel model, int[] tokens, int[] bounds, CsaPolicy policy, int from, Sequence continueInto,
+            boolean timePhases) {
         ModelConfig c = model.config();
         Backend b = model.backend();
         int shards = bounds.length - 1;
@@ -46,6 +58,9 @@ public final class InProcessSequenceParallel {
         Tensor[] ids = new Tensor[shards];
         AttentionBatch.Prepared[] batches = new AttentionBatch.Prepared[shards];
         int[] n = new int[shards];
+        double[] ownMs = new double[shards];
+        double[] sendMs = new double[shards];
+        double[] remoteMs = new double[shards];
         long sent = 0;
         long dense = 0;
         try {
@@ -67,36 +82,48 @@ public final class InProcessSequenceParallel {
                 slots[i] = b.upload(s);
                 ids[i] = b.upload(java.util.Arrays.copyOfRange(tokens, bounds[i], bounds[i + 1]));
                 batches[i] = b.prepare(AttentionBatch.single(n[i], n[i], table));
+                long t0 = mark(b, timePhases);
                 model.embed(ws[i], ids[i], n[i]);
+                ownMs[i] += since(b, timePhases, t0);
             }
             for (int l = 0; l < c.nLayers(); l++) {
                 float[][] k = new float[shards][];
                 float[][] v = new float[shards][];
                 for (int i = 0; i < shards; i++) {
+                    long t0 = mark(b, timePhases);
                     model.project(l, ws[i], pos[i], n[i]);
                     b.kvWrite(pools[i], l, ws[i].k, ws[i].v, slots[i], n[i]);
-                    if (i < shards - 1) {
-                        k[i] = new float[n[i] * kvDim];
-                        v[i] = new float[n[i] * kvDim];
-                        b.read(ws[i].k, 0, k[i], 0, n[i]);
-                        b.read(ws[i].v, 0, v[i], 0, n[i]);
-                    }
                     if (continueInto != null) {
                         continueInto.importKv(l, ws[i].k, ws[i].v, bounds[i], n[i]);
                     }
                     model.attend(l, ws[i], pools[i], batches[i]);
+                    ownMs[i] += since(b, timePhases, t0);
+                    if (i < shards - 1) {
+                        long t1 = mark(b, timePhases);
+                        k[i] = new float[n[i] * kvDim];
+                        v[i] = new float[n[i] * kvDim];
+                        b.read(ws[i].k, 0, k[i], 0, n[i]);
+                        b.read(ws[i].v, 0, v[i], 0, n[i]);
+                        sendMs[i] += since(b, timePhases, t1);
+                    }
                 }
                 for (int j = 1; j < shards; j++) {
                     for (int i = 0; i < j; i++) {
+                        long t0 = mark(b, timePhases);
                         KvExchange.Packed packed = KvExchange.pack(k[i], v[i], c.nKvHeads(), c.headSize(),
                                 policy.select(bounds[i], n[i], bounds[j], c.nKvHeads()));
                         sent += packed.bytes();
                         dense += 2L * n[i] * kvDim * Float.BYTES;
+                        sendMs[i] += since(b, timePhases, t0);
+                        long t1 = mark(b, timePhases);
                         KvExchange.attendAndMerge(model, ws[j], n[j], packed);
+                        remoteMs[j] += since(b, timePhases, t1);
                     }
                 }
                 for (int i = 0; i < shards; i++) {
+                    long t0 = mark(b, timePhases);
                     model.finishLayer(l, ws[i], n[i]);
+                    ownMs[i] += since(b, timePhases, t0);
                 }
             }
             int total = bounds[shards];
@@ -120,7 +147,7 @@ public final class InProcessSequenceParallel {
             if (continueInto != null) {
                 continueInto.resumeAt(total);
             }
-            return new Result(logits, sent, dense);
+            return new Result(logits, sent, dense, ownMs, sendMs, remoteMs);
         } finally {
             for (int i = 0; i < shards; i++) {
                 if (ws[i] != null) {
@@ -133,5 +160,19 @@ public final class InProcessSequenceParallel {
                 }
             }
         }
+    }
+
+    private static long mark(Backend b, boolean sync) {
+        if (sync) {
+            b.sync();
+        }
+        return System.nanoTime();
+    }
+
+    private static double since(Backend b, boolean sync, long start) {
+        if (sync) {
+            b.sync();
+        }
+        return (System.nanoTime() - start) / 1e6;
     }
 }

@@ -7,11 +7,8 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
-import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
-import sps2.gpu.KvPool;
 import sps2.gpu.LlamaModel;
-import sps2.gpu.Tensor;
 import sps2.gpu.cpu.CpuBackend;
 import sps2.gpu.cuda.CudaBackend;
 import sps2.model.DType;
@@ -22,7 +19,6 @@ import sps2.model.shapes.ModelShapes;
 import sps2.model.shapes.RandomCheckpointWriter;
 import sps2.model.shapes.RandomWeights;
 import sps2.operators.csa.CsaPolicy;
-import sps2.operators.csa.KvExchange;
 import sps2.operators.placement.Segmenter;
 
 /**
@@ -182,95 +178,8 @@ public final class GpuSpDryRun {
      * around each so that its time can be charged to one shard. Logits are not computed.
      */
     static Split split(LlamaModel model, int[] tokens, int[] bounds, CsaPolicy policy) {
-        ModelConfig c = model.config();
-        Backend b = model.backend();
-        int shards = bounds.length - 1;
-        int kvDim = c.kvDim();
-        double[] own = new double[shards];
-        double[] send = new double[shards];
-        double[] remote = new double[shards];
-        LlamaModel.Workspace[] ws = new LlamaModel.Workspace[shards];
-        KvPool[] pools = new KvPool[shards];
-        Tensor[] pos = new Tensor[shards];
-        Tensor[] slots = new Tensor[shards];
-        Tensor[] ids = new Tensor[shards];
-        AttentionBatch.Prepared[] batches = new AttentionBatch.Prepared[shards];
-        int[] n = new int[shards];
-        try {
-            for (int i = 0; i < shards; i++) {
-                n[i] = bounds[i + 1] - bounds[i];
-                ws[i] = model.workspace(n[i]);
-                pools[i] = model.kvPool(n[i], 16);
-                int[] table = new int[pools[i].blocks()];
-                int[] p = new int[n[i]];
-                int[] s = new int[n[i]];
-                for (int t = 0; t < table.length; t++) {
-                    table[t] = t;
-                }
-                for (int t = 0; t < n[i]; t++) {
-                    p[t] = bounds[i] + t;
-                    s[t] = t;
-                }
-                pos[i] = b.upload(p);
-                slots[i] = b.upload(s);
-                ids[i] = b.upload(Arrays.copyOfRange(tokens, bounds[i], bounds[i + 1]));
-                batches[i] = b.prepare(AttentionBatch.single(n[i], n[i], table));
-                b.sync();
-                long t0 = System.nanoTime();
-                model.embed(ws[i], ids[i], n[i]);
-                b.sync();
-                own[i] += (System.nanoTime() - t0) / 1e6;
-            }
-            for (int l = 0; l < c.nLayers(); l++) {
-                float[][] k = new float[shards][];
-                float[][] v = new float[shards][];
-                for (int i = 0; i < shards; i++) {
-                    long t0 = System.nanoTime();
-                    model.project(l, ws[i], pos[i], n[i]);
-                    b.kvWrite(pools[i], l, ws[i].k, ws[i].v, slots[i], n[i]);
-                    model.attend(l, ws[i], pools[i], batches[i]);
-                    b.sync();
-                    long t1 = System.nanoTime();
-                    own[i] += (t1 - t0) / 1e6;
-                    if (i < shards - 1) {
-                        k[i] = new float[n[i] * kvDim];
-                        v[i] = new float[n[i] * kvDim];
-                        b.read(ws[i].k, 0, k[i], 0, n[i]);
-                        b.read(ws[i].v, 0, v[i], 0, n[i]);
-                        send[i] += (System.nanoTime() - t1) / 1e6;
-                    }
-                }
-                for (int j = 1; j < shards; j++) {
-                    for (int i = 0; i < j; i++) {
-                        long t0 = System.nanoTime();
-                        KvExchange.Packed packed = KvExchange.pack(k[i], v[i], c.nKvHeads(), c.headSize(),
-                                policy.select(bounds[i], n[i], bounds[j], c.nKvHeads()));
-                        long t1 = System.nanoTime();
-                        send[i] += (t1 - t0) / 1e6;
-                        KvExchange.attendAndMerge(model, ws[j], n[j], packed);
-                        remote[j] += (System.nanoTime() - t1) / 1e6;
-                    }
-                }
-                for (int i = 0; i < shards; i++) {
-                    long t0 = System.nanoTime();
-                    model.finishLayer(l, ws[i], n[i]);
-                    b.sync();
-                    own[i] += (System.nanoTime() - t0) / 1e6;
-                }
-            }
-            return new Split(own, send, remote);
-        } finally {
-            for (int i = 0; i < shards; i++) {
-                if (ws[i] != null) {
-                    ws[i].close();
-                    pools[i].close();
-                    pos[i].close();
-                    slots[i].close();
-                    ids[i].close();
-                    batches[i].close();
-                }
-            }
-        }
+        InProcessSequenceParallel.Result r = InProcessSequenceParallel.prefill(model, tokens, bounds, policy, tokens.length - 1, null, true);
+        return new Split(r.ownMs(), r.sendMs(), r.remoteMs());
     }
 
     private static double relErr(float[] a, float[] ref) {
