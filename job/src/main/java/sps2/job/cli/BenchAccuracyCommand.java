@@ -17,6 +17,8 @@ import sps2.model.ModelConfig;
 import sps2.model.ModelLoader;
 import sps2.model.ModelWeights;
 import sps2.model.shapes.ModelShapes;
+import sps2.model.sampler.Sampler;
+import sps2.model.sampler.SamplingParams;
 import sps2.model.shapes.RandomWeights;
 import sps2.model.tokenizer.Tokenizers;
 import sps2.operators.csa.CsaPolicy;
@@ -136,8 +138,9 @@ public final class BenchAccuracyCommand implements Callable<Integer> {
     private int[] greedy(Sequence s, float[] first) {
         int[] out = new int[generate];
         float[] logits = first;
+        Sampler sampler = new Sampler(first.length);
         for (int i = 0; i < generate; i++) {
-            out[i] = argmax(logits);
+            out[i] = sampler.sample(logits, 0, logits.length, SamplingParams.greedy(), s.length());
             if (i + 1 < generate) {
                 logits = s.forward(new int[] {out[i]});
             }
@@ -145,15 +148,6 @@ public final class BenchAccuracyCommand implements Callable<Integer> {
         return out;
     }
 
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 
     /** KL(p || q) of the softmax distributions of two logit vectors, in nats. */
     static double kl(float[] p, float[] q) {

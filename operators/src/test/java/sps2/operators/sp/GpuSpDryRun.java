@@ -91,8 +91,8 @@ public final class GpuSpDryRun {
                             if (ref == null) {
                                 ref = last;
                             }
-                            double err = relErr(last, ref);
-                            boolean top1 = argmax(last) == argmax(ref);
+                            double err = LogitChecks.relErr(last, ref);
+                            boolean top1 = LogitChecks.argmax(last) == LogitChecks.argmax(ref);
                             double ratio = r.denseBytes() == 0 ? 1 : (double) r.bytesSent() / r.denseBytes();
                             Split split = split(model, tokens, bounds, policy);
                             String row = String.format("%-6d %-6d %-10s %-22s %9.2e %5s %12d %7.3f %9.1f   %s", n, degree, policy.name(),
@@ -155,8 +155,8 @@ public final class GpuSpDryRun {
         List<String> out = new ArrayList<>();
         out.add("Cross-check, d=64 8/2 heads 4 layers dim 512, 2048 tokens: err vs degree 1 on CPU (float32) | on GPU | GPU vs CPU, same run");
         for (int i = 0; i < names.size(); i++) {
-            out.add(String.format("  %-14s cpu %9.2e   gpu %9.2e   gpu-vs-cpu %9.2e", names.get(i), relErr(cpuLogits.get(i), cpuLogits.get(0)),
-                    relErr(gpuLogits.get(i), gpuLogits.get(0)), relErr(gpuLogits.get(i), cpuLogits.get(i))));
+            out.add(String.format("  %-14s cpu %9.2e   gpu %9.2e   gpu-vs-cpu %9.2e", names.get(i), LogitChecks.relErr(cpuLogits.get(i), cpuLogits.get(0)),
+                    LogitChecks.relErr(gpuLogits.get(i), gpuLogits.get(0)), LogitChecks.relErr(gpuLogits.get(i), cpuLogits.get(i))));
         }
         return out;
     }
@@ -182,26 +182,5 @@ public final class GpuSpDryRun {
         return new Split(r.ownMs(), r.sendMs(), r.remoteMs());
     }
 
-    private static double relErr(float[] a, float[] ref) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < ref.length; i++) {
-            if (!Float.isFinite(a[i])) {
-                return Double.NaN;
-            }
-            num += (a[i] - ref[i]) * (double) (a[i] - ref[i]);
-            den += ref[i] * (double) ref[i];
-        }
-        return Math.sqrt(num / den);
-    }
 
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 }

@@ -21,25 +21,7 @@ import sps2.operators.placement.Segmenter;
 
 class InProcessSequenceParallelTest {
 
-    private static double relErr(float[] a, float[] ref) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < ref.length; i++) {
-            num += (a[i] - ref[i]) * (double) (a[i] - ref[i]);
-            den += ref[i] * (double) ref[i];
-        }
-        return Math.sqrt(num / den);
-    }
 
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 
     /** Dense SP prefill over any cut agrees with one-shard prefill: last logits within 1e-4, same greedy continuation. */
     @Test
@@ -55,7 +37,7 @@ class InProcessSequenceParallelTest {
                 ref = s.forward(tokens).clone();
                 float[] logits = ref;
                 for (int i = 0; i < refTokens.length; i++) {
-                    refTokens[i] = argmax(logits);
+                    refTokens[i] = LogitChecks.argmax(logits);
                     logits = s.forward(new int[] {refTokens[i]});
                 }
             }
@@ -63,11 +45,11 @@ class InProcessSequenceParallelTest {
                 try (Sequence s = new Sequence(m, 400, 512)) {
                     InProcessSequenceParallel.Result r = InProcessSequenceParallel.prefill(m, tokens, cut, new CsaPolicy.Dense(), 300, s);
                     float[] last = r.logits()[0];
-                    assertTrue(relErr(last, ref) < 1e-4, java.util.Arrays.toString(cut) + ": " + relErr(last, ref));
+                    assertTrue(LogitChecks.relErr(last, ref) < 1e-4, java.util.Arrays.toString(cut) + ": " + LogitChecks.relErr(last, ref));
                     int[] got = new int[refTokens.length];
                     float[] logits = last;
                     for (int i = 0; i < got.length; i++) {
-                        got[i] = argmax(logits);
+                        got[i] = LogitChecks.argmax(logits);
                         logits = s.forward(new int[] {got[i]});
                     }
                     assertArrayEquals(refTokens, got, java.util.Arrays.toString(cut));
