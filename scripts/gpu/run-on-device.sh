@@ -4,7 +4,8 @@
 #   scripts/gpu/run-on-device.sh pack
 #       here: builds the gpu jars (mvn -o, nvcc -> PTX), gathers jcuda + natives + slf4j + the JUnit console
 #       launcher, makes a jlinked JDK 17 runtime (cached), and copies everything with this script and its
-#       python peers into <main checkout>/.device-carry (ignored by git; the device tool ships that tree).
+#       python peers into <main checkout>/.device-carry (ignored by git; the device tool ships that tree),
+#       or into $SPS2_CARRY (a folder of the main checkout that .git/info/exclude ignores, e.g. .device-carry-NAME).
 #   bash .device-carry/run-on-device.sh device [quick|full] [copy,gemm,gemv,prefill,decode]
 #       on the device: runs the CUDA tests, the kernel benchmarks (CudaBench), the PyTorch peer on the
 #       same shapes, and prints one table (ours vs torch vs floor). Logs go to $OUT.
@@ -24,7 +25,7 @@ mode=${1:?usage: run-on-device.sh pack | device [quick|full] [filter]}
 if [[ $mode == pack ]]; then
   repo=$(cd "$(dirname "$0")/../.." && pwd)
   main=${SPS2_DEVICE_REPO:-/work/main}
-  carry=$main/.device-carry
+  carry=${SPS2_CARRY:-$main/.device-carry}
   m2=${M2_REPO:-$HOME/.m2/repository}
   cd "$repo"
   mvn -o -q -B -pl gpu -am package -DskipTests
