@@ -89,12 +89,12 @@ def rel(a, b):
     return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
 
-def load(dtype):
+def load(dtype, path=ckpt):
     from transformers import LlamaForCausalLM
     try:
-        m = LlamaForCausalLM.from_pretrained(ckpt, dtype=dtype, attn_implementation="sdpa")
+        m = LlamaForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
     except TypeError:
-        m = LlamaForCausalLM.from_pretrained(ckpt, torch_dtype=dtype, attn_implementation="sdpa")
+        m = LlamaForCausalLM.from_pretrained(path, torch_dtype=dtype, attn_implementation="sdpa")
     return m.to(dev).eval()
 
 
@@ -123,63 +123,76 @@ def greedy(m, ids, steps):
 log("torch", torch.__version__, "cpu (dry run)" if DRY else torch.cuda.get_device_name())
 import transformers  # noqa: E402
 log("transformers", transformers.__version__)
-t0 = time.time()
-m16 = load(torch.bfloat16)
-log(f"loaded the bf16 model in {time.time() - t0:.1f} s")
-res = {}
-sizes = sorted(int(re.search(r"_(\d+)\.f32$", f).group(1)) for f in glob.glob(os.path.join(wd, "ours_logits_*.f32")))
-if not sizes:
-    log("CHECK: ModelBench wrote no logits (ours_logits_N.f32), so nothing was compared")
-for n in sizes:
-    name = f"ours_logits_{n}.f32"
-    prompt = ints(f"prompt_{n}.i32")
-    ours = floats(name)
-    ours_greedy = [int(t) for t in ints(f"ours_greedy_{n}.i32")]
-    ref16 = last_logits(m16, prompt)[-1]
-    hf_greedy = greedy(m16, prompt, STEPS)
-    # HF's argmax given our own prefix at each of our steps (no compounding of earlier choices)
-    forced16 = last_logits(m16, list(prompt) + ours_greedy[:-1], keep=STEPS).argmax(-1).tolist()
-    res[n] = dict(prompt=prompt, ours=ours, ref16=ref16, ours_greedy=ours_greedy, hf_greedy=hf_greedy, forced16=forced16)
-del m16
-if not DRY:
-    torch.cuda.empty_cache()
 
-m32 = load(torch.float32)
-for n, r in res.items():
-    r["ref32"] = last_logits(m32, r["prompt"])[-1]
-    r["forced32"] = last_logits(m32, list(r["prompt"]) + r["ours_greedy"][:-1], keep=STEPS)
-    r["fp32_greedy"] = greedy(m32, r["prompt"], STEPS)
-del m32
 
-for n, r in res.items():
-    ours, ref16, ref32 = r["ours"], r["ref16"], r["ref32"]
-    top = lambda x: int(x.argmax())  # noqa: E731
-    log(f"CHECK {n}-token prompt, last-position logits: ours vs HF bf16 rel. error {rel(ours, ref16):.2e} (max abs {(ours - ref16).abs().max().item():.3f}); "
-        f"ours vs HF fp32 {rel(ours, ref32):.2e}; HF bf16 vs HF fp32 {rel(ref16, ref32):.2e}; finite {bool(torch.isfinite(ours).all())}")
-    top5 = set(ref16.topk(5).indices.tolist())
-    log(f"CHECK {n}-token prompt, top-1: ours {top(ours)}, HF bf16 {top(ref16)}, HF fp32 {top(ref32)}; ours in HF bf16 top-5: {top(ours) in top5}")
-    og, hg = r["ours_greedy"], r["hf_greedy"]
-    agree = sum(a == b for a, b in zip(og, hg))
-    first = next((i for i, (a, b) in enumerate(zip(og, hg)) if a != b), None)
-    if first is None:
-        log(f"CHECK {n}-token prompt, greedy {STEPS} steps: all {STEPS} tokens equal HF bf16's")
-    else:
-        l32 = r["forced32"][first]
-        s = torch.sort(l32, descending=True).values
-        log(f"CHECK {n}-token prompt, greedy {STEPS} steps: {agree}/{STEPS} positions equal HF bf16's, first divergence at step {first} "
-            f"(ours {og[first]}, HF {hg[first]}; fp32 logits there: ours' token {l32[og[first]].item():.4f}, HF's {l32[hg[first]].item():.4f}, "
-            f"fp32 top-2 gap {(s[0] - s[1]).item():.4f})")
-    f16 = sum(a == b for a, b in zip(og, r["forced16"]))
-    f32 = sum(a == b for a, b in zip(og, r["forced32"].argmax(-1).tolist()))
-    base = sum(a == b for a, b in zip(r["forced16"], r["forced32"].argmax(-1).tolist()))
-    log(f"CHECK {n}-token prompt, teacher-forced on our tokens: HF bf16 picks our token at {f16}/{STEPS} steps, HF fp32 at {f32}/{STEPS} "
-        f"(baseline: HF bf16 picks HF fp32's token at {base}/{STEPS})")
+def check(tag, path, what):
+    """Compares our files {tag}ours_logits_N.f32 / {tag}ours_greedy_N.i32 with transformers on the checkpoint at path."""
+    sizes = sorted(int(re.search(r"_(\d+)\.f32$", f).group(1)) for f in glob.glob(os.path.join(wd, f"{tag}ours_logits_*.f32")))
+    if not sizes:
+        log(f"CHECK ({what}): ModelBench wrote no logits ({tag}ours_logits_N.f32), so nothing was compared")
+        return
+    t0 = time.time()
+    m16 = load(torch.bfloat16, path)
+    log(f"loaded the bf16 model ({what}) in {time.time() - t0:.1f} s")
+    res = {}
+    for n in sizes:
+        prompt = ints(f"{tag}prompt_{n}.i32")
+        ours = floats(f"{tag}ours_logits_{n}.f32")
+        ours_greedy = [int(t) for t in ints(f"{tag}ours_greedy_{n}.i32")]
+        ref16 = last_logits(m16, prompt)[-1]
+        hf_greedy = greedy(m16, prompt, STEPS)
+        # HF's argmax given our own prefix at each of our steps (no compounding of earlier choices)
+        forced16 = last_logits(m16, list(prompt) + ours_greedy[:-1], keep=STEPS).argmax(-1).tolist()
+        res[n] = dict(prompt=prompt, ours=ours, ref16=ref16, ours_greedy=ours_greedy, hf_greedy=hf_greedy, forced16=forced16)
+    del m16
+    if not DRY:
+        torch.cuda.empty_cache()
+    m32 = load(torch.float32, path)
+    for n, r in res.items():
+        r["ref32"] = last_logits(m32, r["prompt"])[-1]
+        r["forced32"] = last_logits(m32, list(r["prompt"]) + r["ours_greedy"][:-1], keep=STEPS)
+        r["fp32_greedy"] = greedy(m32, r["prompt"], STEPS)
+    del m32
+    if not DRY:
+        torch.cuda.empty_cache()
 
-    def run_len(x, y):
-        return next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), len(x))
-    log(f"CHECK {n}-token prompt, greedy against HF fp32's greedy tokens: ours equal for the first {run_len(og, r['fp32_greedy'])}, "
-        f"HF bf16 for the first {run_len(hg, r['fp32_greedy'])} of {STEPS}")
-res = None
+    for n, r in res.items():
+        ours, ref16, ref32 = r["ours"], r["ref16"], r["ref32"]
+        top = lambda x: int(x.argmax())  # noqa: E731
+        log(f"CHECK {what}, {n}-token prompt, last-position logits: ours vs HF bf16 rel. error {rel(ours, ref16):.2e} (max abs {(ours - ref16).abs().max().item():.3f}); "
+            f"ours vs HF fp32 {rel(ours, ref32):.2e}; HF bf16 vs HF fp32 {rel(ref16, ref32):.2e}; finite {bool(torch.isfinite(ours).all())}")
+        top5 = set(ref16.topk(5).indices.tolist())
+        s2 = torch.sort(ref32, descending=True).values
+        log(f"CHECK {what}, {n}-token prompt, top-1: ours {top(ours)}, HF bf16 {top(ref16)}, HF fp32 {top(ref32)} (fp32 top-2 gap {(s2[0] - s2[1]).item():.3f}); "
+            f"ours in HF bf16 top-5: {top(ours) in top5}")
+        og, hg = r["ours_greedy"], r["hf_greedy"]
+        agree = sum(a == b for a, b in zip(og, hg))
+        first = next((i for i, (a, b) in enumerate(zip(og, hg)) if a != b), None)
+        if first is None:
+            log(f"CHECK {what}, {n}-token prompt, greedy {STEPS} steps: all {STEPS} tokens equal HF bf16's")
+        else:
+            l32 = r["forced32"][first]
+            s = torch.sort(l32, descending=True).values
+            log(f"CHECK {what}, {n}-token prompt, greedy {STEPS} steps: {agree}/{STEPS} positions equal HF bf16's, first divergence at step {first} "
+                f"(ours {og[first]}, HF {hg[first]}; fp32 logits there: ours' token {l32[og[first]].item():.4f}, HF's {l32[hg[first]].item():.4f}, "
+                f"fp32 top-2 gap {(s[0] - s[1]).item():.4f})")
+        f16 = sum(a == b for a, b in zip(og, r["forced16"]))
+        f32 = sum(a == b for a, b in zip(og, r["forced32"].argmax(-1).tolist()))
+        base = sum(a == b for a, b in zip(r["forced16"], r["forced32"].argmax(-1).tolist()))
+        gaps = torch.sort(r["forced32"], dim=-1, descending=True).values
+        gaps = (gaps[:, 0] - gaps[:, 1])
+        log(f"CHECK {what}, {n}-token prompt, teacher-forced on our tokens: HF bf16 picks our token at {f16}/{STEPS} steps, HF fp32 at {f32}/{STEPS} "
+            f"(baseline: HF bf16 picks HF fp32's token at {base}/{STEPS}); fp32 top-2 gap along our tokens: median {gaps.median().item():.3f}, min {gaps.min().item():.3f}")
+
+        def run_len(x, y):
+            return next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), len(x))
+        log(f"CHECK {what}, {n}-token prompt, greedy against HF fp32's greedy tokens: ours equal for the first {run_len(og, r['fp32_greedy'])}, "
+            f"HF bf16 for the first {run_len(hg, r['fp32_greedy'])} of {STEPS}")
+
+
+check("", ckpt, "random weights")
+if os.path.isdir(os.path.join(wd, "ckpt_trained")):
+    check("trained_", os.path.join(wd, "ckpt_trained"), "trained weights (train_peer.py)")
 
 # ---------------- timings ----------------
 a = torch.empty(1 << (20 if DRY else 29), dtype=torch.bfloat16, device=dev)

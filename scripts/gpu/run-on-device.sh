@@ -15,10 +15,12 @@
 #       (every prefill variant against float64), the prefill attention variants (CudaBench prefill: each
 #       checked against w8 on the bench inputs, then timed in two rounds) beside torch SDPA, and the tables.
 #       Either part alone: `device sp` or `device attn`.
-#   bash .device-carry/run-on-device.sh device model [stories,write,correct,prefill,decode]
+#   bash .device-carry/run-on-device.sh device model [stories,write,correct,prefill,decode,trained]
 #       on the device: the whole model (ModelBench): stories260K greedy tokens CUDA vs CPU, a random
 #       Llama-3.2-1B-shaped checkpoint written in /tmp, its logits and greedy tokens against transformers
-#       (model_peer.py), end-to-end prefill/decode timings next to HF's and the floors. Logs go to $OUT.
+#       (model_peer.py), end-to-end prefill/decode timings next to HF's and the floors; with `trained` (and by
+#       default) also a copy trained to confident predictions by train_peer.py (why: see that script), checked
+#       the same way. Logs go to $OUT.
 set -euo pipefail
 mode=${1:?usage: run-on-device.sh pack | device [quick|full] [filter]}
 
@@ -58,7 +60,7 @@ if [[ $mode == pack ]]; then
     tar -C "$tmp" -cJf "$carry/jre.tar.xz" jre
     rm -rf "$tmp"
   fi
-  cp scripts/gpu/run-on-device.sh scripts/gpu/torch_peer.py scripts/gpu/table.py scripts/gpu/model_peer.py "$carry/"
+  cp scripts/gpu/run-on-device.sh scripts/gpu/torch_peer.py scripts/gpu/table.py scripts/gpu/model_peer.py scripts/gpu/train_peer.py "$carry/"
   du -sh "$carry"
   exit 0
 fi
@@ -79,12 +81,20 @@ if [[ $scope == model ]]; then
   work=/tmp/sps2-e2e
   stories=$here/stories260K.gguf
   [[ -f $stories ]] || stories=-
-  $java -Xmx24g --add-modules jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=info -cp "$cp_" \
-    sps2.gpu.cuda.ModelBench "$work" "$stories" "$filter" 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/ours_model.log"
+  bench() { $java -Xmx24g --add-modules jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=info -cp "$cp_" \
+    sps2.gpu.cuda.ModelBench "$work" "$@" 2>&1 | grep -v "WARNING: Using incubator"; }
+  if [[ -z $filter || $filter == *trained* ]]; then
+    # the random checkpoint first, then train_peer.py gives a copy of it confident predictions (see that script)
+    bench - write | tee "$out/ours_model.log"
+    PYTHONUNBUFFERED=1 python3 "$here/train_peer.py" "$work" ${SPS2_TRAIN_STEPS:-300} 2>&1 | grep -vE "it/s\]|^\s*$" | tee "$out/train.log"
+    bench "$stories" "${filter:-stories,correct,prefill,decode,trained}" | tee -a "$out/ours_model.log"
+  else
+    bench "$stories" "$filter" | tee "$out/ours_model.log"
+  fi
   OUT_TABLE=$out/model_table.txt PYTHONUNBUFFERED=1 python3 "$here/model_peer.py" "$work" "$out/ours_model.log" 2>&1 \
     | tee "$out/hf_model.log" | grep -vE "^HF\s|it/s\]|Loading|^\s*$"
   echo "=== summary"
-  grep -hE "^CHECK|FAILED|^decode batch|^prefill [0-9]" "$out/ours_model.log" "$out/hf_model.log"
+  grep -hE "^CHECK|FAILED|^decode batch|^prefill [0-9]|^train_peer" "$out/ours_model.log" "$out/hf_model.log" "$out/train.log" 2>/dev/null
   cat "$out/model_table.txt"
   exit 0
 fi

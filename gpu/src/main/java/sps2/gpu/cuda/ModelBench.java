@@ -80,7 +80,7 @@ public final class ModelBench {
 
     public static void main(String[] args) throws Exception {
         if (args.length < 2) {
-            System.out.println("usage: ModelBench <workDir> <stories.gguf or -> [stories,write,correct,prefill,decode]");
+            System.out.println("usage: ModelBench <workDir> <stories.gguf or -> [stories,write,correct,prefill,decode,trained]");
             System.exit(2);
         }
         if (!CudaBackend.isAvailable()) {
@@ -118,6 +118,15 @@ public final class ModelBench {
                         failures += b.section("decode", () -> b.decode(model));
                     }
                 }
+            }
+            // The same checks on the checkpoint that scripts/gpu/train_peer.py trained to confident predictions.
+            Path trained = work.resolve("ckpt_trained");
+            if (only.contains("trained")) {
+                failures += b.section("trained", () -> {
+                    try (LlamaModel model = new LlamaModel(cuda, ModelLoader.load(trained), null)) {
+                        b.correctness(model, "trained_", n -> b.readInts("lang_prompt_" + n + ".i32"));
+                    }
+                });
             }
         }
         System.out.println("ModelBench done, " + failures + " section(s) failed");
@@ -238,6 +247,17 @@ public final class ModelBench {
         return t;
     }
 
+    int[] readInts(String name) {
+        try {
+            ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(work.resolve(name))).order(ByteOrder.LITTLE_ENDIAN);
+            int[] v = new int[b.remaining() / 4];
+            b.asIntBuffer().get(v);
+            return v;
+        } catch (IOException e) {
+            throw new UncheckedIOException("Could not read " + work.resolve(name) + " (train_peer.py writes it)", e);
+        }
+    }
+
     private void writeInts(String name, int[] v) {
         ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
         b.asIntBuffer().put(v);
@@ -260,11 +280,19 @@ public final class ModelBench {
 
     /** Last-position logits and 64 greedy tokens for random prompts of 1K and 8K tokens, written for model_peer.py. */
     void correctness(LlamaModel model) {
+        correctness(model, "", n -> randomTokens(n, SEED + n));
+    }
+
+    /**
+     * Last-position logits and 64 greedy tokens for prompts of 1K and 8K tokens, written for model_peer.py as
+     * {tag}prompt_N.i32, {tag}ours_logits_N.f32 and {tag}ours_greedy_N.i32.
+     */
+    void correctness(LlamaModel model, String tag, java.util.function.IntFunction<int[]> prompts) {
         int vocab = model.config().vocabSize();
         Sampler sampler = new Sampler(vocab);
         for (int n : new int[] {1024, 8192}) {
-            int[] prompt = randomTokens(n, SEED + n);
-            writeInts("prompt_" + n + ".i32", prompt);
+            int[] prompt = prompts.apply(n);
+            writeInts(tag + "prompt_" + n + ".i32", prompt);
             int[] gen = new int[GREEDY_STEPS];
             long t0 = System.nanoTime();
             try (Sequence s = new Sequence(model, n + GREEDY_STEPS, Math.min(n, 8192))) {
@@ -273,17 +301,17 @@ public final class ModelBench {
                 for (float v : logits) {
                     finite &= Float.isFinite(v);
                 }
-                writeFloats("ours_logits_" + n + ".f32", logits);
+                writeFloats(tag + "ours_logits_" + n + ".f32", logits);
                 for (int i = 0; i < GREEDY_STEPS; i++) {
                     gen[i] = sampler.sample(logits, 0, vocab, SamplingParams.greedy(), s.length());
                     if (i + 1 < GREEDY_STEPS) {
                         logits = s.forward(new int[] {gen[i]});
                     }
                 }
-                System.out.printf("prompt %d: logits all finite %s, greedy %s ... (%.2f s)%n", n, finite,
+                System.out.printf("%sprompt %d: logits all finite %s, greedy %s ... (%.2f s)%n", tag, n, finite,
                         Arrays.toString(Arrays.copyOf(gen, 8)), (System.nanoTime() - t0) / 1e9);
             }
-            writeInts("ours_greedy_" + n + ".i32", gen);
+            writeInts(tag + "ours_greedy_" + n + ".i32", gen);
         }
     }
 

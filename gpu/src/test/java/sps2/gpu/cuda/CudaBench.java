@@ -10,6 +10,7 @@ import static jcuda.driver.JCudaDriver.cuGraphInstantiate;
 import static jcuda.driver.JCudaDriver.cuGraphLaunch;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemsetD8;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
 import static jcuda.driver.JCudaDriver.cuStreamBeginCapture;
 import static jcuda.driver.JCudaDriver.cuStreamEndCapture;
@@ -163,6 +164,20 @@ public final class CudaBench {
         report("copy_1GiB", ms, 0, 2.0 * bytes);
         cuMemFree(a);
         cuMemFree(b);
+        // L2 -> SM read bandwidth: a 24 MiB buffer (the H100 has 50 MB of L2) read 8 times per launch.
+        long l2 = 24L << 20;
+        int passes = 8;
+        CUdeviceptr c = new CUdeviceptr(), sink = new CUdeviceptr();
+        cuMemAlloc(c, l2);
+        cuMemAlloc(sink, 4);
+        cuMemsetD8(c, (byte) 1, l2);
+        for (int perSm : new int[] {4, 8}) {
+            int grid = be.smCount() * perSm;
+            double l2ms = time(() -> be.launch("l2_read", grid, 1, 1, 256, 0, c, l2 / 16, passes, sink));
+            report("l2_read_24MiB:" + perSm + "_blocks_per_sm", l2ms, 0, (double) passes * l2);
+        }
+        cuMemFree(c);
+        cuMemFree(sink);
     }
 
     void gemm(boolean quick) {
@@ -179,7 +194,10 @@ public final class CudaBench {
                 for (CudaBackend.GemmKernel g : CudaBackend.GEMMS.subList(0, 2)) {
                     report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
                 }
-                for (CudaBackend.GemmKernel g : CudaBackend.WGMMAS) {
+                for (CudaBackend.GemmKernel g : be.hopperKernels() ? CudaBackend.WGMMAS : List.<CudaBackend.GemmKernel>of()) {
+                    report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
+                }
+                for (CudaBackend.GemmKernel g : be.gemmCandidates()) {
                     report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
                 }
                 x.close();
