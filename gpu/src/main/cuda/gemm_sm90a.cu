@@ -37,15 +37,6 @@ __device__ __forceinline__ void wgmma_m64n128(float* d, uint64_t da, uint64_t db
         : "l"(da), "l"(db), "r"(1));
 }
 
-// D[64 x 64] += A[64 x 16] * B[16 x 64], both operands K-major in 128B-swizzled shared memory.
-__device__ __forceinline__ void wgmma_m64n64(float* d, uint64_t da, uint64_t db) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\nwgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "l"(da), "l"(db), "r"(1));
-}
-
 template <int BN, int STAGES>
 __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __restrict__ ws, const bf16* __restrict__ A,
                                         const bf16* __restrict__ B, int M, int N, int K, int ktPer) {
@@ -103,10 +94,8 @@ __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __
         for (int kk = 0; kk < BK / 16; kk++) {
             if constexpr (BN == 256) {
                 wgmma_m64n256(d, da + 2 * kk, db + 2 * kk);
-            } else if constexpr (BN == 128) {
-                wgmma_m64n128(d, da + 2 * kk, db + 2 * kk);
             } else {
-                wgmma_m64n64(d, da + 2 * kk, db + 2 * kk);
+                wgmma_m64n128(d, da + 2 * kk, db + 2 * kk);
             }
         }
         wg_commit();
@@ -150,11 +139,4 @@ extern "C" __global__ void __launch_bounds__(256, 1)
 extern "C" __global__ void __launch_bounds__(256, 1)
     wgmma_128x128(void* C, int cdt, float* ws, const bf16* A, const bf16* B, int M, int N, int K, int ktPer) {
     gemm_wg<128, 5>(C, cdt, ws, A, B, M, N, K, ktPer);
-}
-
-// A narrow tile for products with few output columns (M=4096, N=512 gives 128 blocks of 128x128, one per
-// SM): 96 KB of shared memory and at most 128 registers, so two blocks share an SM.
-extern "C" __global__ void __launch_bounds__(256, 2)
-    wgmma_128x64(void* C, int cdt, float* ws, const bf16* A, const bf16* B, int M, int N, int K, int ktPer) {
-    gemm_wg<64, 4>(C, cdt, ws, A, B, M, N, K, ktPer);
 }

@@ -87,13 +87,6 @@ public final class CudaBackend implements Backend {
             new GemmKernel("wgmma_128x256", 128, 256, 256, 4 * (128 + 256) * 128),
             new GemmKernel("wgmma_128x128", 128, 128, 256, 5 * (128 + 128) * 128));
 
-    /**
-     * wgmma kernels under measurement: loaded and checked like {@link #WGMMAS}, each dropped alone when it
-     * fails its check, swept by the benchmark, never chosen by {@link #chooseGemm} until the notes show a win.
-     */
-    static final List<GemmKernel> WGMMA_CANDIDATES = List.of(
-            new GemmKernel("wgmma_128x64", 128, 64, 256, 4 * (128 + 64) * 128));
-
     static final List<GemmKernel> GEMMS = List.of(
             new GemmKernel("gemm_128x256", 128, 256, 256, 3 * (128 + 256) * 128),
             new GemmKernel("gemm_256x128", 256, 128, 256, 3 * (256 + 128) * 128),
@@ -118,7 +111,6 @@ public final class CudaBackend implements Backend {
     private final ThreadLocal<CUstream> threadStream = new ThreadLocal<>();
     private volatile boolean closed;
     private final boolean hopper;
-    private final List<GemmKernel> candidates = new ArrayList<>();
 
     // ---- availability ----
 
@@ -229,7 +221,7 @@ public final class CudaBackend implements Backend {
             CUmodule module = new CUmodule();
             cuModuleLoadData(module, readPtx(m));
             modules.add(module);
-            for (GemmKernel g : java.util.stream.Stream.concat(WGMMAS.stream(), WGMMA_CANDIDATES.stream()).toList()) {
+            for (GemmKernel g : WGMMAS) {
                 CUfunction fn = new CUfunction();
                 cuModuleGetFunction(fn, module, g.name());
                 cuFuncSetAttribute(fn, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, g.smem());
@@ -250,7 +242,7 @@ public final class CudaBackend implements Backend {
                 matmul(ref, xt, wt, mm, "gemm_128x128", 1);
                 float[] a = new float[mm * n], b = new float[mm * n];
                 read(ref, 0, a, 0, mm);
-                for (GemmKernel g : java.util.stream.Stream.concat(WGMMAS.stream(), WGMMA_CANDIDATES.stream()).toList()) {
+                for (GemmKernel g : WGMMAS) {
                     fill(got, Float.NaN);
                     matmul(got, xt, wt, mm, g.name(), 1);
                     read(got, 0, b, 0, mm);
@@ -259,17 +251,10 @@ public final class CudaBackend implements Backend {
                         num += (a[i] - b[i]) * (double) (a[i] - b[i]);
                         den += a[i] * (double) a[i];
                     }
-                    boolean ok = num <= 1e-8 * den;
-                    if (!ok && WGMMA_CANDIDATES.contains(g)) {
-                        LOG.warn("The candidate GEMM kernel {} disagrees with the portable one (relative error {}); it stays unused.",
-                                g.name(), Math.sqrt(num / den));
-                    } else if (!ok) {
+                    if (!(num <= 1e-8 * den)) {
                         LOG.warn("The Hopper GEMM kernel {} disagrees with the portable one (relative error {}); using the portable kernels.",
                                 g.name(), Math.sqrt(num / den));
-                        candidates.clear();
                         return false;
-                    } else if (WGMMA_CANDIDATES.contains(g)) {
-                        candidates.add(g);
                     }
                 }
             }
@@ -283,11 +268,6 @@ public final class CudaBackend implements Backend {
     /** The number of multiprocessors of this device. */
     int smCount() {
         return smCount;
-    }
-
-    /** The candidate wgmma kernels that passed the start-up check (for the benchmark's sweep). */
-    List<GemmKernel> gemmCandidates() {
-        return List.copyOf(candidates);
     }
 
     /** Whether the wgmma GEMM kernels are in use. */
@@ -735,7 +715,7 @@ public final class CudaBackend implements Backend {
     }
 
     static GemmKernel gemmKernel(String name) {
-        for (GemmKernel g : java.util.stream.Stream.of(GEMMS, WGMMAS, WGMMA_CANDIDATES).flatMap(List::stream).toList()) {
+        for (GemmKernel g : java.util.stream.Stream.concat(GEMMS.stream(), WGMMAS.stream()).toList()) {
             if (g.name().equals(name)) {
                 return g;
             }

@@ -197,9 +197,6 @@ public final class CudaBench {
                 for (CudaBackend.GemmKernel g : be.hopperKernels() ? CudaBackend.WGMMAS : List.<CudaBackend.GemmKernel>of()) {
                     report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
                 }
-                for (CudaBackend.GemmKernel g : be.gemmCandidates()) {
-                    report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
-                }
                 x.close();
                 w.close();
                 out.close();
