@@ -93,6 +93,32 @@ public interface Backend extends AutoCloseable {
      */
     void mergeAttention(Tensor out, Tensor lse, Tensor out2, Tensor lse2, int n, int nHeads, int headSize);
 
+    // ---- exchange between shards ----
+
+    /**
+     * The element type in which rows of {@code t} cross shards: what the device holds, so that the exchange
+     * is lossless and moves no padding (CUDA: bfloat16 activations and KV, float32 lse; CPU: float32).
+     */
+    WireType wireType(Tensor t);
+
+    /**
+     * Starts copying pieces of tensors to the host in their {@link #wireType}. Each source is viewed as
+     * [rows * cols / width, width]; the result holds pieces {@code pieces[0], pieces[1], ...} of the first
+     * source, then the same pieces of the next (for K/V of [n, nKvHeads * headSize] and width headSize, piece
+     * {@code r * nKvHeads + g} is KV head g of token r). The sources must share a wire type.
+     *
+     * <p>The copy sees all work this thread issued before the call and none issued after: the sources may be
+     * overwritten right away, and work issued after the call runs while the copy is in flight.
+     */
+    PendingRead readAsync(Tensor[] sources, int width, int[] pieces);
+
+    /**
+     * Copies {@code rows} rows of host bytes in wire type {@code type} into {@code dst} from {@code dstRow},
+     * converting if {@code dst} holds another type. Ordered with this thread's other work; {@code src} may be
+     * reused as soon as the call returns, while the copy itself may still be in flight.
+     */
+    void write(Tensor dst, int dstRow, WireType type, byte[] src, int srcOffset, int rows);
+
     /** Waits until all work issued so far has finished. */
     void sync();
 

@@ -1,5 +1,8 @@
 package sps2.gpu.cpu;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ForkJoinPool;
@@ -13,7 +16,9 @@ import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
 import sps2.gpu.CompactKv;
 import sps2.gpu.KvPool;
+import sps2.gpu.PendingRead;
 import sps2.gpu.Tensor;
+import sps2.gpu.WireType;
 import sps2.model.HostTensor;
 
 /**
@@ -85,6 +90,49 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("copyRows between widths " + s.cols() + " and " + d.cols());
         }
         System.arraycopy(s.data, srcRow * s.cols(), d.data, dstRow * d.cols(), rows * d.cols());
+    }
+
+    // ---- exchange between shards: float32 on the wire, copied at once ----
+
+    @Override
+    public WireType wireType(Tensor t) {
+        f(t);
+        return WireType.F32;
+    }
+
+    @Override
+    public PendingRead readAsync(Tensor[] sources, int width, int[] pieces) {
+        long total = 4L * sources.length * pieces.length * width;
+        if (total > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("A read of " + total + " bytes does not fit one host array");
+        }
+        byte[] out = new byte[(int) total];
+        FloatBuffer dst = ByteBuffer.wrap(out).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        for (Tensor t : sources) {
+            CpuTensor s = f(t);
+            long count = (long) s.rows() * s.cols() / width;
+            for (int p : pieces) {
+                if (p < 0 || p >= count) {
+                    throw new IllegalArgumentException("Piece " + p + " of width " + width + " is outside a [" + s.rows() + ", " + s.cols() + "] tensor");
+                }
+                dst.put(s.data, p * width, width);
+            }
+        }
+        return PendingRead.completed(WireType.F32, out);
+    }
+
+    @Override
+    public void write(Tensor dst, int dstRow, WireType type, byte[] src, int srcOffset, int rows) {
+        CpuTensor d = f(dst);
+        int n = rows * d.cols();
+        int at = dstRow * d.cols();
+        if (type == WireType.F32) {
+            ByteBuffer.wrap(src, srcOffset, 4 * n).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(d.data, at, n);
+        } else {
+            for (int i = 0; i < n; i++) {
+                d.data[at + i] = type.get(src, srcOffset, i);
+            }
+        }
     }
 
     @Override

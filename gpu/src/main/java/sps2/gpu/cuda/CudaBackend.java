@@ -5,6 +5,9 @@ import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
 import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
@@ -21,6 +24,7 @@ import static jcuda.driver.JCudaDriver.cuModuleUnload;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -38,6 +42,8 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
@@ -50,7 +56,9 @@ import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
 import sps2.gpu.CompactKv;
 import sps2.gpu.KvPool;
+import sps2.gpu.PendingRead;
 import sps2.gpu.Tensor;
+import sps2.gpu.WireType;
 import sps2.model.DType;
 import sps2.model.HostTensor;
 
@@ -70,7 +78,7 @@ import sps2.model.HostTensor;
  */
 public final class CudaBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(CudaBackend.class);
-    private static final String[] MODULES = {"ops", "gemm", "attention"};
+    private static final String[] MODULES = {"ops", "gemm", "attention", "exchange"};
     private static final boolean DEBUG_SYNC = Boolean.getBoolean("sps2.cuda.syncEachLaunch");
     private static final ThreadLocal<CUcontext> CURRENT = new ThreadLocal<>();
     private static final CUdeviceptr NULL = new CUdeviceptr();
@@ -360,6 +368,7 @@ public final class CudaBackend implements Backend {
         }
         closed = true;
         pool.close();
+        closeExchange();
         synchronized (exact) {
             for (CUdeviceptr p : exact) {
                 cuMemFree(p);
@@ -592,6 +601,178 @@ public final class CudaBackend implements Backend {
     @Override
     public AttentionBatch.Prepared prepare(AttentionBatch batch) {
         return new CudaPrepared(this, batch);
+    }
+
+    // ---- exchange between shards ----
+    //
+    // readAsync packs the selected pieces with one gather on the calling thread's stream, then a copy stream of
+    // the same thread (waiting on an event recorded after the gather) moves them to a page-locked buffer while
+    // the compute stream goes on. write stages host bytes in a page-locked buffer and copies them in on the
+    // compute stream. Both move the device's own element type (WireType).
+
+    private final PinnedPool pinned = new PinnedPool();
+    private final ThreadLocal<CUstream> copyStreams = new ThreadLocal<>();
+    private final java.util.ArrayDeque<CUevent> spareEvents = new java.util.ArrayDeque<>();
+
+    @Override
+    public WireType wireType(Tensor t) {
+        return switch (t(t).dtype()) {
+            case BF16 -> WireType.BF16;
+            case F32 -> WireType.F32;
+            case I32 -> throw new IllegalArgumentException("Integer tensors are not exchanged between shards");
+        };
+    }
+
+    private static CudaTensor.DType dtypeOf(WireType w) {
+        return w == WireType.BF16 ? CudaTensor.DType.BF16 : CudaTensor.DType.F32;
+    }
+
+    @Override
+    public PendingRead readAsync(Tensor[] sources, int width, int[] pieces) {
+        need(sources.length > 0 && width > 0, "readAsync needs at least one source and a positive piece width");
+        CudaTensor.DType dt = t(sources[0]).dtype();
+        WireType type = wireType(sources[0]);
+        for (Tensor src : sources) {
+            CudaTensor c = t(src);
+            need(c.dtype() == dt, "readAsync: the sources hold different element types (" + dt + " and " + c.dtype() + ")");
+            long count = (long) c.rows() * c.cols() / width;
+            for (int p : pieces) {
+                need(p >= 0 && p < count, "readAsync: piece " + p + " of width " + width + " is outside a [" + c.rows() + ", " + c.cols() + "] tensor");
+            }
+        }
+        long pieceBytes = (long) width * dt.bytes;
+        long perSource = pieces.length * pieceBytes;
+        long total = perSource * sources.length;
+        need(total <= Integer.MAX_VALUE - 8, "readAsync: " + total + " bytes do not fit one host array");
+        CUstream s = stream();
+        CudaTensor packed = allocate(Math.max(1, sources.length * pieces.length), width, dt);
+        if (total > 0) {
+            boolean run = true;
+            for (int i = 1; i < pieces.length && run; i++) {
+                run = pieces[i] == pieces[0] + i;
+            }
+            CudaTensor index = null;
+            if (!run) {
+                index = allocate(1, pieces.length, CudaTensor.DType.I32);
+                stageIn(index.ptr(), 4L * pieces.length, b -> b.order(ByteOrder.nativeOrder()).asIntBuffer().put(pieces));
+            }
+            int word = pieceBytes % 16 == 0 ? 16 : pieceBytes % 8 == 0 ? 8 : pieceBytes % 4 == 0 ? 4 : 2;
+            long words = pieces.length * (pieceBytes / word);
+            for (int i = 0; i < sources.length; i++) {
+                CudaTensor src = t(sources[i]);
+                CUdeviceptr to = packed.ptr().withByteOffset(i * perSource);
+                if (run) {
+                    cuMemcpyDtoDAsync(to, src.ptr().withByteOffset(pieces[0] * pieceBytes), perSource, s);
+                } else {
+                    launch("exchange_gather" + word, blocks(words, 256), 1, 1, 256, 0, to, src.ptr(), index.ptr(), (long) pieces.length,
+                            (int) (pieceBytes / word));
+                }
+            }
+            if (index != null) {
+                index.close();
+            }
+        }
+        CUevent ready = event();
+        cuEventRecord(ready, s);
+        CUstream copy = copyStream();
+        cuStreamWaitEvent(copy, ready, 0);
+        spare(ready);
+        PinnedPool.Buffer host = pinned.acquire(Math.max(total, 1));
+        if (total > 0) {
+            cuMemcpyDtoHAsync(host.ptr, packed.ptr(), total, copy);
+        }
+        CUevent done = event();
+        cuEventRecord(done, copy);
+        return new CudaRead(this, type, (int) total, packed, host, done);
+    }
+
+    /** A {@link CudaRead} has landed: its device buffer, host buffer and event are free. */
+    void readFinished(CudaTensor packed, PinnedPool.Buffer host, CUevent done) {
+        stream();
+        pinned.release(host, null);
+        packed.close();
+        spare(done);
+    }
+
+    @Override
+    public void write(Tensor dst, int dstRow, WireType type, byte[] src, int srcOffset, int rows) {
+        CudaTensor d = t(dst);
+        need(!d.isInt(), "write() takes float tensors; upload integers with upload(int[])");
+        need(dstRow >= 0 && rows >= 0 && dstRow + rows <= d.rows(), "Writing rows " + dstRow + ".." + (dstRow + rows) + " into a tensor of "
+                + d.rows() + " rows");
+        long bytes = (long) rows * d.cols() * type.bytes();
+        need(srcOffset >= 0 && srcOffset + bytes <= src.length, "write: " + rows + " rows of " + d.cols() + " " + type + " values need " + bytes
+                + " bytes from offset " + srcOffset + ", but the payload holds " + src.length);
+        if (rows == 0) {
+            return;
+        }
+        if (dtypeOf(type) == d.dtype()) {
+            stageIn(d.at(dstRow), bytes, b -> b.put(src, srcOffset, (int) bytes));
+        } else {
+            try (CudaTensor wire = allocate(rows, d.cols(), dtypeOf(type))) {
+                stageIn(wire.ptr(), bytes, b -> b.put(src, srcOffset, (int) bytes));
+                copyRows(d, dstRow, wire, 0, rows);
+            }
+        }
+    }
+
+    /** Copies {@code bytes} bytes, written by {@code fill} into a page-locked buffer, to {@code dst} on this thread's stream. */
+    private void stageIn(CUdeviceptr dst, long bytes, java.util.function.Consumer<ByteBuffer> fill) {
+        CUstream s = stream();
+        PinnedPool.Buffer b = pinned.acquire(bytes);
+        ByteBuffer view = b.bytes.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        fill.accept(view);
+        cuMemcpyHtoDAsync(dst, b.ptr, bytes, s);
+        pinned.release(b, s);
+    }
+
+    /** Page-locked host memory held for exchange copies (for tests and logs). */
+    public long pinnedBytes() {
+        return pinned.reservedBytes();
+    }
+
+    /** The calling thread's copy stream (device-to-host exchange copies), made on first use. */
+    private CUstream copyStream() {
+        stream();
+        CUstream s = copyStreams.get();
+        if (s == null) {
+            s = new CUstream();
+            cuStreamCreate(s, CUstream_flags.CU_STREAM_NON_BLOCKING);
+            copyStreams.set(s);
+            synchronized (streams) {
+                streams.add(s);
+            }
+        }
+        return s;
+    }
+
+    private CUevent event() {
+        synchronized (spareEvents) {
+            CUevent e = spareEvents.poll();
+            if (e != null) {
+                return e;
+            }
+        }
+        CUevent e = new CUevent();
+        cuEventCreate(e, CUevent_flags.CU_EVENT_DISABLE_TIMING);
+        return e;
+    }
+
+    private void spare(CUevent e) {
+        synchronized (spareEvents) {
+            spareEvents.push(e);
+        }
+    }
+
+    /** close(): after every stream has been synchronised. */
+    private void closeExchange() {
+        pinned.close();
+        synchronized (spareEvents) {
+            for (CUevent e : spareEvents) {
+                cuEventDestroy(e);
+            }
+            spareEvents.clear();
+        }
     }
 
     // ---- launching ----

@@ -24,9 +24,12 @@ public final class IterationContext implements AutoCloseable {
     /** First row of each sequence of the step. */
     public final int[] rowStart;
     public final Map<String, Integer> seqIndex = new HashMap<>();
-    /** Own partial attention of the rows (decode with peers), kept apart so every shard merges in peer order. */
-    public float[] ownAttHost;
-    public float[] ownLseHost;
+    /**
+     * Own partial attention of the rows (decode with peers), kept apart so every shard merges in peer order:
+     * the outputs in the backend's wire type of ws.att, the lse in float32 (little-endian bytes).
+     */
+    public byte[] ownAttHost;
+    public byte[] ownLseHost;
     public double computeSeconds;
     public double waitSeconds;
     public long bytesSent;

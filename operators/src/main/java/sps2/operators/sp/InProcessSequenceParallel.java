@@ -1,5 +1,8 @@
 package sps2.operators.sp;
 
+import java.util.ArrayList;
+import java.util.List;
+
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
 import sps2.gpu.KvPool;
@@ -22,10 +25,11 @@ public final class InProcessSequenceParallel {
 
     /**
      * @param logits      [to - from][vocab] logits of positions from..to-1
-     * @param bytesSent   K/V bytes that crossed shards under the policy
+     * @param bytesSent   K/V bytes that crossed shards under the policy, in the backend's wire type
      * @param denseBytes  what dense attention would have sent
      * @param ownMs       per shard: time on its own segment (projections, own attention, MLP)
-     * @param sendMs      per shard: time reading and packing the K/V it sends
+     * @param sendMs      per shard: time packing its K/V on the device and waiting for the copies to the host
+     *                    beyond what its own attention hid
      * @param remoteMs    per shard: time taking in and attending to the K/V it receives
      */
     public record Result(float[][] logits, long bytesSent, long denseBytes, double[] ownMs, double[] sendMs, double[] remoteMs) {
@@ -50,7 +54,6 @@ public final class InProcessSequenceParallel {
         ModelConfig c = model.config();
         Backend b = model.backend();
         int shards = bounds.length - 1;
-        int kvDim = c.kvDim();
         LlamaModel.Workspace[] ws = new LlamaModel.Workspace[shards];
         KvPool[] pools = new KvPool[shards];
         Tensor[] pos = new Tensor[shards];
@@ -87,8 +90,8 @@ public final class InProcessSequenceParallel {
                 ownMs[i] += since(b, timePhases, t0);
             }
             for (int l = 0; l < c.nLayers(); l++) {
-                float[][] k = new float[shards][];
-                float[][] v = new float[shards][];
+                // packed[i][j]: the K/V shard i sends shard j (j > i)
+                KvExchange.Packed[][] packed = new KvExchange.Packed[shards][shards];
                 for (int i = 0; i < shards; i++) {
                     long t0 = mark(b, timePhases);
                     model.project(l, ws[i], pos[i], n[i]);
@@ -96,27 +99,36 @@ public final class InProcessSequenceParallel {
                     if (continueInto != null) {
                         continueInto.importKv(l, ws[i].k, ws[i].v, bounds[i], n[i]);
                     }
-                    model.attend(l, ws[i], pools[i], batches[i]);
                     ownMs[i] += since(b, timePhases, t0);
+                    // as the stage operator does: start the copies of the K/V, attend while they run, then take them
+                    KvExchange.Outgoing sending = null;
                     if (i < shards - 1) {
                         long t1 = mark(b, timePhases);
-                        k[i] = new float[n[i] * kvDim];
-                        v[i] = new float[n[i] * kvDim];
-                        b.read(ws[i].k, 0, k[i], 0, n[i]);
-                        b.read(ws[i].v, 0, v[i], 0, n[i]);
+                        List<int[][]> selections = new ArrayList<>();
+                        for (int j = i + 1; j < shards; j++) {
+                            selections.add(policy.select(bounds[i], n[i], bounds[j], c.nKvHeads()));
+                        }
+                        sending = KvExchange.send(b, ws[i].k, ws[i].v, c.nKvHeads(), c.headSize(), selections);
                         sendMs[i] += since(b, timePhases, t1);
+                    }
+                    long t2 = mark(b, timePhases);
+                    model.attend(l, ws[i], pools[i], batches[i]);
+                    ownMs[i] += since(b, timePhases, t2);
+                    if (sending != null) {
+                        long t3 = mark(b, timePhases);
+                        KvExchange.Packed[] got = sending.await();
+                        for (int j = i + 1; j < shards; j++) {
+                            packed[i][j] = got[j - i - 1];
+                            sent += packed[i][j].bytes();
+                            dense += KvExchange.denseBytes(c, n[i], packed[i][j].type());
+                        }
+                        sendMs[i] += since(b, timePhases, t3);
                     }
                 }
                 for (int j = 1; j < shards; j++) {
                     for (int i = 0; i < j; i++) {
-                        long t0 = mark(b, timePhases);
-                        KvExchange.Packed packed = KvExchange.pack(k[i], v[i], c.nKvHeads(), c.headSize(),
-                                policy.select(bounds[i], n[i], bounds[j], c.nKvHeads()));
-                        sent += packed.bytes();
-                        dense += 2L * n[i] * kvDim * Float.BYTES;
-                        sendMs[i] += since(b, timePhases, t0);
                         long t1 = mark(b, timePhases);
-                        KvExchange.attendAndMerge(model, ws[j], n[j], packed);
+                        KvExchange.attendAndMerge(model, ws[j], n[j], packed[i][j]);
                         remoteMs[j] += since(b, timePhases, t1);
                     }
                 }

@@ -20,6 +20,9 @@ import org.slf4j.LoggerFactory;
 
 import sps2.gpu.Backend;
 import sps2.gpu.LlamaModel;
+import sps2.gpu.PendingRead;
+import sps2.gpu.Tensor;
+import sps2.gpu.WireType;
 import sps2.model.ModelConfig;
 import sps2.model.generation.StopRule;
 import sps2.model.sampler.Sampler;
@@ -224,10 +227,12 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         model.project(layer, ic.ws, ic.positions, n);
         b.kvWrite(runtime.pool(), layer, ic.ws.k, ic.ws.v, ic.slots, n);
         recordKv(ic);
-        if (step.prefill) {
-            sendPrefillKv(ic, out);
-        }
+        // Prefill: the K/V copies to the host start now and run while the own attention computes.
+        KvExchange.Outgoing sending = step.prefill ? startPrefillKv(ic) : null;
         model.attend(layer, ic.ws, runtime.pool(), ic.batch);
+        if (sending != null) {
+            emitPrefillKv(ic, sending, out);
+        }
         if (!step.prefill && needsPartials(step)) {
             sendPartials(ic, out);
         }
@@ -324,22 +329,29 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         ctx.output(RESULTS, result);
     }
 
-    /** Sends this shard's segment K/V of layer {@code stage}, thinned by the CSA policy, to every later peer. */
-    private void sendPrefillKv(IterationContext ic, Collector<StageMsg> out) {
+    /**
+     * Starts copying this shard's segment K/V of layer {@code stage}, thinned by the CSA policy, for every later
+     * peer; null if there is none.
+     */
+    private KvExchange.Outgoing startPrefillKv(IterationContext ic) {
         SeqWork w = ic.step.seqs[0];
         if (w.peerIndex == w.peers.length - 1) {
-            return;
+            return null;
         }
         ModelConfig c = runtime.model().config();
-        int n = w.rows();
-        int kvDim = c.kvDim();
-        int hs = c.headSize();
-        float[] k = new float[n * kvDim];
-        float[] v = new float[n * kvDim];
-        runtime.backend().read(ic.ws.k, 0, k, 0, n);
-        runtime.backend().read(ic.ws.v, 0, v, 0, n);
+        List<int[][]> selections = new ArrayList<>();
         for (int j = w.peerIndex + 1; j < w.peers.length; j++) {
-            KvExchange.Packed packed = KvExchange.pack(k, v, c.nKvHeads(), hs, csa.select(w.startPos, n, w.segmentStarts[j], c.nKvHeads()));
+            selections.add(csa.select(w.startPos, w.rows(), w.segmentStarts[j], c.nKvHeads()));
+        }
+        return KvExchange.send(runtime.backend(), ic.ws.k, ic.ws.v, c.nKvHeads(), c.headSize(), selections);
+    }
+
+    /** Waits for the copies started by {@link #startPrefillKv} and sends one KV message to each later peer. */
+    private void emitPrefillKv(IterationContext ic, KvExchange.Outgoing sending, Collector<StageMsg> out) {
+        SeqWork w = ic.step.seqs[0];
+        KvExchange.Packed[] packed = sending.await();
+        for (int j = w.peerIndex + 1; j < w.peers.length; j++) {
+            KvExchange.Packed p = packed[j - w.peerIndex - 1];
             StageMsg m = new StageMsg();
             m.kind = StageMsg.KV;
             m.targetShard = w.peers[j];
@@ -347,9 +359,10 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
             m.iteration = ic.step.iteration;
             m.layer = stage;
             m.requestId = w.requestId;
-            m.headLens = packed.headLens();
-            m.maxLen = packed.maxLen();
-            m.payload = packed.payload();
+            m.headLens = p.headLens();
+            m.maxLen = p.maxLen();
+            m.payload = p.payload();
+            m.payloadType = p.type().code();
             m.sentNanos = System.nanoTime();
             ic.bytesSent += m.payloadBytes();
             bytesSent.inc(m.payloadBytes());
@@ -359,22 +372,38 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
 
     /** Attention of the own queries over one earlier segment's K/V, folded into the running result. */
     private void attendRemote(IterationContext ic, StageMsg kv) {
-        KvExchange.attendAndMerge(runtime.model(), ic.ws, ic.rows(), new KvExchange.Packed(kv.payload, kv.headLens, kv.maxLen));
+        KvExchange.attendAndMerge(runtime.model(), ic.ws, ic.rows(), new KvExchange.Packed(kv.wireType(), kv.payload, kv.headLens, kv.maxLen));
     }
 
-    /** Decode: sends this shard's partial attention (output and log-sum-exp) of every shared row to each other peer. */
+    /**
+     * Decode: sends this shard's partial attention (output and log-sum-exp) of every shared row to each other
+     * peer. The rows come to the host in the device's own element type, through page-locked buffers; nothing is
+     * left to overlap with here (the next stage needs the merge), so the copies are awaited at once.
+     */
     private void sendPartials(IterationContext ic, Collector<StageMsg> out) {
         ModelConfig c = runtime.model().config();
         Backend b = runtime.backend();
         int n = ic.rows();
         int qDim = c.nHeads() * c.headSize();
         int nh = c.nHeads();
-        float[] att = new float[n * qDim];
-        float[] lse = new float[n * nh];
-        b.read(ic.ws.att, 0, att, 0, n);
-        b.read(ic.ws.lse, 0, lse, 0, n);
+        int[] all = new int[n];
+        for (int i = 0; i < n; i++) {
+            all[i] = i;
+        }
+        PendingRead attRead = b.readAsync(new Tensor[] {ic.ws.att}, qDim, all);
+        PendingRead lseRead = b.readAsync(new Tensor[] {ic.ws.lse}, nh, all);
+        WireType type = attRead.type();
+        if (lseRead.type() != WireType.F32) {
+            attRead.close();
+            lseRead.close();
+            throw new IllegalStateException("The backend reads the attention lse as " + lseRead.type() + "; partials need it in float32");
+        }
+        byte[] att = attRead.await();
+        byte[] lse = lseRead.await();
         ic.ownAttHost = att;
         ic.ownLseHost = lse;
+        int ab = qDim * type.bytes();
+        int lb = nh * Float.BYTES;
         Map<Integer, List<Integer>> rowsFor = new HashMap<>();
         for (int s = 0; s < ic.step.seqs.length; s++) {
             for (int peer : ic.step.seqs[s].peers) {
@@ -385,13 +414,14 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         }
         for (Map.Entry<Integer, List<Integer>> e : rowsFor.entrySet()) {
             List<Integer> seqs = e.getValue();
-            float[] payload = new float[seqs.size() * (qDim + nh)];
-            String[] ids = new String[seqs.size()];
-            for (int i = 0; i < seqs.size(); i++) {
+            int rows = seqs.size();
+            byte[] payload = new byte[rows * (ab + lb)];
+            String[] ids = new String[rows];
+            for (int i = 0; i < rows; i++) {
                 int row = ic.rowStart[seqs.get(i)];
                 ids[i] = ic.step.seqs[seqs.get(i)].requestId;
-                System.arraycopy(att, row * qDim, payload, i * (qDim + nh), qDim);
-                System.arraycopy(lse, row * nh, payload, i * (qDim + nh) + qDim, nh);
+                System.arraycopy(att, row * ab, payload, i * ab, ab);
+                System.arraycopy(lse, row * lb, payload, rows * ab + i * lb, lb);
             }
             StageMsg m = new StageMsg();
             m.kind = StageMsg.PARTIAL;
@@ -401,6 +431,7 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
             m.layer = stage;
             m.rowRequests = ids;
             m.payload = payload;
+            m.payloadType = type.code();
             m.sentNanos = System.nanoTime();
             ic.bytesSent += m.payloadBytes();
             bytesSent.inc(m.payloadBytes());
@@ -415,6 +446,9 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         int n = ic.rows();
         int qDim = c.nHeads() * c.headSize();
         int nh = c.nHeads();
+        WireType type = b.wireType(ic.ws.att);
+        int ab = qDim * type.bytes();
+        int lb = nh * Float.BYTES;
         Map<Integer, Map<String, Integer>> rowIndex = new HashMap<>();
         for (StageMsg m : p.fromShard.values()) {
             Map<String, Integer> idx = new HashMap<>();
@@ -427,10 +461,10 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         for (SeqWork w : ic.step.seqs) {
             maxPeers = Math.max(maxPeers, w.peers.length);
         }
-        float[] att2 = new float[n * qDim];
-        float[] lse2 = new float[n * nh];
+        byte[] att2 = new byte[n * ab];
+        byte[] lse2 = new byte[n * lb];
         for (int pi = 0; pi < maxPeers; pi++) {
-            Arrays.fill(lse2, Float.NEGATIVE_INFINITY);
+            WireType.F32.fill(lse2, 0, n * nh, Float.NEGATIVE_INFINITY);
             for (int s = 0; s < ic.step.seqs.length; s++) {
                 SeqWork w = ic.step.seqs[s];
                 int row = ic.rowStart[s];
@@ -439,21 +473,23 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
                 }
                 int src = w.peers[pi];
                 if (src == shard) {
-                    System.arraycopy(ic.ownAttHost, row * qDim, att2, row * qDim, qDim);
-                    System.arraycopy(ic.ownLseHost, row * nh, lse2, row * nh, nh);
+                    System.arraycopy(ic.ownAttHost, row * ab, att2, row * ab, ab);
+                    System.arraycopy(ic.ownLseHost, row * lb, lse2, row * lb, lb);
                 } else {
                     StageMsg m = p.fromShard.get(src);
                     int i = rowIndex.get(src).get(w.requestId);
-                    System.arraycopy(m.payload, i * (qDim + nh), att2, row * qDim, qDim);
-                    System.arraycopy(m.payload, i * (qDim + nh) + qDim, lse2, row * nh, nh);
+                    WireType mt = m.wireType();
+                    int mab = qDim * mt.bytes();
+                    WireType.copy(mt, m.payload, i * mab, type, att2, row * ab, qDim);
+                    System.arraycopy(m.payload, m.rowRequests.length * mab + i * lb, lse2, row * lb, lb);
                 }
             }
             if (pi == 0) {
-                b.write(ic.ws.att, 0, att2, 0, n);
-                b.write(ic.ws.lse, 0, lse2, 0, n);
+                b.write(ic.ws.att, 0, type, att2, 0, n);
+                b.write(ic.ws.lse, 0, WireType.F32, lse2, 0, n);
             } else {
-                b.write(ic.ws.att2, 0, att2, 0, n);
-                b.write(ic.ws.lse2, 0, lse2, 0, n);
+                b.write(ic.ws.att2, 0, type, att2, 0, n);
+                b.write(ic.ws.lse2, 0, WireType.F32, lse2, 0, n);
                 b.mergeAttention(ic.ws.att, ic.ws.lse, ic.ws.att2, ic.ws.lse2, n, nh, c.headSize());
             }
         }
