@@ -39,8 +39,7 @@ if [[ $mode == pack ]]; then
   jar cf "$carry/lib/sps2-gpu-tests.jar" -C gpu/target/test-classes .
   # The SP dry run: the operators classes it uses (csa, placement, sp: no Flink) and its main class.
   jar cf "$carry/lib/sps2-operators-sp.jar" -C operators/target/classes sps2/operators/csa -C operators/target/classes sps2/operators/placement \
-    -C operators/target/classes sps2/operators/sp -C operators/target/test-classes sps2/operators/sp/GpuSpDryRun.class \
-    -C operators/target/test-classes 'sps2/operators/sp/GpuSpDryRun$Split.class'
+    -C operators/target/classes sps2/operators/sp -C operators/target/test-classes sps2/operators/sp
   jackson=$m2/com/fasterxml/jackson/core
   cp "$m2/org/jcuda/jcuda/12.6.0/jcuda-12.6.0.jar" \
      "$m2/org/jcuda/jcuda-natives/12.6.0/jcuda-natives-12.6.0-linux-x86_64.jar" \
@@ -106,8 +105,8 @@ if [[ $scope == sp* || $scope == attn* ]]; then
       sps2.operators.sp.GpuSpDryRun /tmp/sps2-sp "${filter:-8192,32768}" 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/sp.log" | grep -v "^SP "
   fi
   $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
-    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --details=tree --disable-banner 2>&1 \
-    | tee "$out/tests.log" | grep -vE "^\s*$" | tail -25
+    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaExchangeTest \
+    --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -25
   if [[ $scope == *attn* ]]; then
     $java -Xmx16g -cp "$cp_" sps2.gpu.cuda.CudaBench full prefill 2>&1 | tee "$out/ours.tsv" | grep -vE "^(BENCH|CHECK|ROUNDS)"
     PYTHONUNBUFFERED=1 python3 "$here/torch_peer.py" full prefill 2>&1 | tee "$out/torch.tsv" | grep -v "^TORCH"
@@ -115,6 +114,7 @@ if [[ $scope == sp* || $scope == attn* ]]; then
   fi
   echo "=== tests: $(grep -E "tests (successful|failed)" "$out/tests.log" | tr -s ' ' | tr '\n' ' ')"
   grep -o "prefill variants that fail: .*" "$out/tests.log" | cut -c1-600
+  grep -h "exchange read beside" "$out/tests.log" | head -3
   [[ -f $out/sp.log ]] && sed -n '/^SP dry run on ONE/,$p' "$out/sp.log"
   [[ -f $out/table.txt ]] && cat "$out/table.txt"
   exit 0

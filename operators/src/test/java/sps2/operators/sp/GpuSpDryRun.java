@@ -9,6 +9,7 @@ import java.util.SplittableRandom;
 
 import sps2.gpu.Backend;
 import sps2.gpu.LlamaModel;
+import sps2.gpu.Tensor;
 import sps2.gpu.cpu.CpuBackend;
 import sps2.gpu.cuda.CudaBackend;
 import sps2.model.DType;
@@ -19,6 +20,7 @@ import sps2.model.shapes.ModelShapes;
 import sps2.model.shapes.RandomCheckpointWriter;
 import sps2.model.shapes.RandomWeights;
 import sps2.operators.csa.CsaPolicy;
+import sps2.operators.csa.KvExchange;
 import sps2.operators.placement.Segmenter;
 
 /**
@@ -66,12 +68,14 @@ public final class GpuSpDryRun {
             System.out.printf("wrote the %s checkpoint in %.1f s%n", shape, (System.nanoTime() - t0) / 1e9);
         }
         List<String> rows = new ArrayList<>();
+        String copies;
         int failures = 0;
         try (Backend backend = cpu ? new CpuBackend(2) : new CudaBackend(0)) {
             ModelWeights w = ModelLoader.load(ckpt);
             try (LlamaModel model = new LlamaModel(backend, w, null)) {
                 ModelConfig mc = model.config();
                 Segmenter segmenter = new Segmenter(mc, 64);
+                copies = exchangeCopies(backend, mc, cpu ? 256 : 12211);
                 // warm-up: every kernel and code path once (JIT, pool), on a short prompt
                 int wn = Math.min(1024, lengths[0]);
                 int[] warm = new SplittableRandom(1).ints(wn, 3, mc.vocabSize()).toArray();
@@ -110,11 +114,13 @@ public final class GpuSpDryRun {
         }
         rows.add("");
         rows.addAll(crossBackend(!cpu));
+        rows.add(copies);
         System.out.println();
         System.out.println("SP dry run on ONE " + (cpu ? "CPU" : "GPU") + " (" + shape + " shape, random bf16 weights): shards run one after another, so wall ms is");
         System.out.println("the summed cost of all shards, not a speed-up. err = last-position logits vs degree 1 (relative L2).");
         System.out.println("Per shard (second, instrumented pass, synchronised per stage): own = embed + project + own attention +");
-        System.out.println("finish (ms), send = K/V to host + pack (ms), remote = compact attention + LSE merge of remote K/V (ms).");
+        System.out.println("finish (ms), send = device gather of the K/V + the part of its copy to the host that the own attention did not");
+        System.out.println("hide (ms), remote = upload + compact attention + LSE merge of remote K/V (ms). Bytes in the backend's wire type.");
         String hdr = String.format("%-6s %-6s %-10s %-22s %9s %5s %12s %7s %9s   %s", "tokens", "degree", "policy", "bounds", "err", "top1",
                 "bytes sent", "/dense", "wall ms", "per shard: own/send/remote ms");
         System.out.println(hdr);
@@ -159,6 +165,36 @@ public final class GpuSpDryRun {
                     LogitChecks.relErr(gpuLogits.get(i), gpuLogits.get(0)), LogitChecks.relErr(gpuLogits.get(i), cpuLogits.get(i))));
         }
         return out;
+    }
+
+    /**
+     * The exchange copies alone, on the K/V of one segment of {@code n} tokens (12211: shard 0 of 32K at degree 4):
+     * a dense send (device gather head-major + copy to a host array) and a receive (host array to the device
+     * through page-locked staging), each from an idle device, median of 7.
+     */
+    static String exchangeCopies(Backend b, ModelConfig c, int n) {
+        int nKv = c.nKvHeads();
+        int[][] rows = new CsaPolicy.Dense().select(0, n, n, nKv);
+        double[] send = new double[7];
+        double[] recv = new double[7];
+        long bytes = 0;
+        try (Tensor k = b.allocate(n, c.kvDim()); Tensor v = b.allocate(n, c.kvDim()); Tensor into = b.allocate(2 * n * nKv, c.headSize())) {
+            for (int i = 0; i < send.length; i++) {
+                b.sync();
+                long t0 = System.nanoTime();
+                KvExchange.Packed p = KvExchange.send(b, k, v, nKv, c.headSize(), List.<int[][]>of(rows)).await()[0];
+                send[i] = (System.nanoTime() - t0) / 1e6;
+                bytes = p.bytes();
+                long t1 = System.nanoTime();
+                b.write(into, 0, p.type(), p.payload(), 0, 2 * n * nKv);
+                b.sync();
+                recv[i] = (System.nanoTime() - t1) / 1e6;
+            }
+        }
+        Arrays.sort(send);
+        Arrays.sort(recv);
+        return String.format("Exchange copies of one segment's K/V (%d tokens, %.1f MB): send (gather + to host array) %.2f ms = %.1f GB/s,"
+                + " receive (host array to device) %.2f ms = %.1f GB/s", n, bytes / 1e6, send[3], bytes / send[3] / 1e6, recv[3], bytes / recv[3] / 1e6);
     }
 
     /** Milliseconds per shard spent on its own segment, on sending its K/V, and on attending to remote K/V. */
