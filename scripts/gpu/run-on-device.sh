@@ -31,7 +31,7 @@ if [[ $mode == pack ]]; then
   m2=${M2_REPO:-$HOME/.m2/repository}
   cd "$repo"
   mvn -o -q -B -pl gpu -am package -DskipTests
-  mvn -o -q -B -pl operators test-compile
+  mvn -o -q -B -pl operators -am test-compile
   ls gpu/target/classes/sps2/gpu/cuda/ptx/*.ptx >/dev/null || { echo "no PTX built (nvcc missing?)"; exit 1; }
   mkdir -p "$carry/lib"
   rm -f "$carry"/lib/*.jar

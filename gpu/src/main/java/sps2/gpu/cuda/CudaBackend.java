@@ -632,12 +632,20 @@ public final class CudaBackend implements Backend {
         need(sources.length > 0 && width > 0, "readAsync needs at least one source and a positive piece width");
         CudaTensor.DType dt = t(sources[0]).dtype();
         WireType type = wireType(sources[0]);
+        // one pass for the range (a message built per piece cost ~0.2 us each: 60 ms for a 25 MB read)
+        int lo = Integer.MAX_VALUE;
+        int hi = Integer.MIN_VALUE;
+        for (int p : pieces) {
+            lo = Math.min(lo, p);
+            hi = Math.max(hi, p);
+        }
         for (Tensor src : sources) {
             CudaTensor c = t(src);
             need(c.dtype() == dt, "readAsync: the sources hold different element types (" + dt + " and " + c.dtype() + ")");
             long count = (long) c.rows() * c.cols() / width;
-            for (int p : pieces) {
-                need(p >= 0 && p < count, "readAsync: piece " + p + " of width " + width + " is outside a [" + c.rows() + ", " + c.cols() + "] tensor");
+            if (pieces.length > 0 && (lo < 0 || hi >= count)) {
+                throw new IllegalArgumentException("readAsync: piece " + (lo < 0 ? lo : hi) + " of width " + width + " is outside a [" + c.rows()
+                        + ", " + c.cols() + "] tensor");
             }
         }
         long pieceBytes = (long) width * dt.bytes;
