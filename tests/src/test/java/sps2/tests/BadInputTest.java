@@ -73,6 +73,40 @@ class BadInputTest extends JobTestBase {
         }
     }
 
+    /**
+     * A model with no tokenizer (a random checkpoint, as make-model writes) still serves token-id requests with
+     * the reference tokens; a text prompt or stop strings get a rejection that says why, and the job goes on.
+     */
+    @Test
+    void aModelWithoutTokenizerServesTokenIdsAndRejectsText(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path model = sps2.model.shapes.RandomCheckpointWriter.write(sps2.model.shapes.ModelShapes.get("tiny"), "tiny", dir.resolve("m"),
+                sps2.model.DType.F32, 5, sps2.model.shapes.RandomCheckpointWriter.Progress.NONE).getParent();
+        List<Integer> prompt = List.of(1, 17, 42, 99, 7, 3);
+        GenerateRequest ids = GenerateRequest.newBuilder().setRequestId("ids").setPromptTokens(prompt).setMaxTokens(12).setTemperature(0f).build();
+        GenerateRequest text = GenerateRequest.newBuilder().setRequestId("text").setPrompt("Once upon a time").setMaxTokens(5).build();
+        GenerateRequest stops = GenerateRequest.newBuilder(ids).setRequestId("stops").setStopStrings(List.of("end")).build();
+        try (JobHarness.RunningJob job = harness.new RunningJob(JobHarness.settings(model, "sps2", 1, "dense"), 0)) {
+            job.send(text);
+            job.send(stops);
+            job.send(ids);
+            Map<String, List<TokenEvent>> events = job.awaitFinished(List.of("ids", "text", "stops"), Duration.ofMinutes(2));
+            for (String id : List.of("text", "stops")) {
+                TokenEvent ev = events.get(id).get(0);
+                assertEquals(FinishReason.REJECTED, ev.getFinishReason(), id + ": " + ev);
+                assertTrue(ev.getError().contains("no tokenizer"), id + ": " + ev.getError());
+            }
+            sps2.model.ModelWeights w = sps2.model.ModelLoader.load(model);
+            int[] p = prompt.stream().mapToInt(Integer::intValue).toArray();
+            int[] want;
+            try (sps2.gpu.cpu.CpuBackend b = new sps2.gpu.cpu.CpuBackend(1); sps2.gpu.LlamaModel m = new sps2.gpu.LlamaModel(b, w, null)) {
+                int[] n = {0};
+                want = new sps2.gpu.Generator(m, 64).generate(p, 12, sps2.model.sampler.SamplingParams.greedy(), t -> ++n[0] >= 12);
+            }
+            assertArrayEquals(want, job.tokens("ids"));
+            assertTrue(events.get("ids").stream().allMatch(e -> e.getText().isEmpty()), "events of a model without a tokenizer carry no text");
+        }
+    }
+
     private static void assertDeadLetter(JobHarness.RunningJob job, int rawLength) throws Exception {
         Properties c = new Properties();
         c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, harness.kafka.bootstrapServers());

@@ -59,6 +59,12 @@ public final class EmbeddedJob implements AutoCloseable {
         }
     }
 
+    /** The innermost "Caused by" of a stack trace text (Flink's own wrapper says only that recovery is suppressed). */
+    static String rootCause(String trace) {
+        String first = trace.lines().findFirst().orElse("");
+        return trace.lines().filter(l -> l.startsWith("Caused by: ")).reduce((a, b) -> b).map(l -> l.substring("Caused by: ".length())).orElse(first);
+    }
+
     private static void waitUntilRunning(EmbeddedFlink flink, JobID id, JobSettings settings, Duration timeout) throws Exception {
         int stages = sps2.model.ModelLoader.load(java.nio.file.Path.of(settings.modelPath())).config().nLayers() + 1;
         int expected = stages * settings.shards() * (settings.sarathi() ? 1 : 2); // sps2: a prefill and a decode pipeline
@@ -67,7 +73,7 @@ public final class EmbeddedJob implements AutoCloseable {
             AccessExecutionGraph graph = flink.miniCluster().getExecutionGraph(id).get();
             if (graph.getState().isGloballyTerminalState()) {
                 throw new IllegalStateException("The sps2 job ended while starting: " + (graph.getFailureInfo() == null ? graph.getState()
-                        : graph.getFailureInfo().getExceptionAsString().lines().findFirst().orElse("")));
+                        : rootCause(graph.getFailureInfo().getExceptionAsString())));
             }
             boolean all = true;
             for (AccessExecutionVertex v : graph.getAllExecutionVertices()) {

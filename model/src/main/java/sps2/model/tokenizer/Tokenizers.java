@@ -7,6 +7,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
 import sps2.model.ModelFormatException;
 import sps2.model.ModelWeights;
 import sps2.model.gguf.GgufFile;
@@ -23,6 +24,17 @@ public final class Tokenizers {
      * the model (or inside a model directory). Its size must equal the model's vocabulary.
      */
     public static Tokenizer forModel(Path model, Path tokenizerOrNull, ModelWeights weights) {
+        return find(model, tokenizerOrNull, weights).orElseThrow(() -> new ModelFormatException(
+                "No tokenizer was given for the model " + model + " and none was found next to it (looked for "
+                        + String.join(" and ", candidates(model, weights).stream().map(Path::toString).toList()) + ")."));
+    }
+
+    /**
+     * Like {@link #forModel}, but empty when no tokenizer was given and none lies beside the model (a random
+     * checkpoint from make-model, say): such a model still serves requests that send token ids. A tokenizer
+     * that is there but unreadable, or whose vocabulary differs from the model's, is still an error.
+     */
+    public static Optional<Tokenizer> find(Path model, Path tokenizerOrNull, ModelWeights weights) {
         Tokenizer t;
         Path source;
         if (tokenizerOrNull != null) {
@@ -32,18 +44,24 @@ public final class Tokenizers {
             source = model;
             t = GgufTokenizer.from(GgufFile.open(model));
         } else {
-            Path dir = Files.isDirectory(model) ? model : model.toAbsolutePath().getParent();
-            List<Path> candidates = List.of(dir.resolve("tok" + weights.config().vocabSize() + ".bin"), dir.resolve("tokenizer.bin"));
-            source = candidates.stream().filter(Files::isRegularFile).findFirst().orElseThrow(() -> new ModelFormatException(
-                    "No tokenizer was given for the model " + model + " and none was found next to it (looked for " + candidates.get(0)
-                            + " and " + candidates.get(1) + ")."));
+            Optional<Path> found = candidates(model, weights).stream().filter(Files::isRegularFile).findFirst();
+            if (found.isEmpty()) {
+                return Optional.empty();
+            }
+            source = found.get();
             t = Llama2cTokenizer.load(source);
         }
         if (t.vocabSize() != weights.config().vocabSize()) {
             throw new ModelFormatException("The tokenizer " + source + " holds " + t.vocabSize() + " tokens but the model " + model
                     + " has a vocabulary of " + weights.config().vocabSize() + ".");
         }
-        return t;
+        return Optional.of(t);
+    }
+
+    /** Where a llama2.c tokenizer for a model without one inside may lie: beside it, named by vocabulary size first. */
+    private static List<Path> candidates(Path model, ModelWeights weights) {
+        Path dir = Files.isDirectory(model) ? model : model.toAbsolutePath().getParent();
+        return List.of(dir.resolve("tok" + weights.config().vocabSize() + ".bin"), dir.resolve("tokenizer.bin"));
     }
 
     /** A tokenizer file by its content: GGUF (its embedded vocabulary) or llama2.c tokenizer.bin. */

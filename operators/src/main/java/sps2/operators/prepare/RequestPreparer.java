@@ -51,7 +51,11 @@ public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitt
     public void open(OpenContext ctx) {
         validator = new RequestValidator(limits);
         Path model = Path.of(settings.modelPath());
-        tokenizer = Tokenizers.forModel(model, settings.tokenizerPath() == null ? null : Path.of(settings.tokenizerPath()), ModelLoader.load(model));
+        tokenizer = Tokenizers.find(model, settings.tokenizerPath() == null ? null : Path.of(settings.tokenizerPath()), ModelLoader.load(model))
+                .orElse(null);
+        if (tokenizer == null) {
+            LOG.info("The model {} has no tokenizer: requests must send prompt token ids, and stop strings cannot be used.", model);
+        }
         rejected = getRuntimeContext().getMetricGroup().counter("requestsRejected");
         deadLetters = getRuntimeContext().getMetricGroup().counter("deadLetters");
     }
@@ -70,6 +74,9 @@ public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitt
         try {
             String problem = validator.validate(r);
             int[] tokens = null;
+            if (problem == null && tokenizer == null) {
+                problem = noTokenizerProblem(r);
+            }
             if (problem == null) {
                 tokens = r.getPrompt() != null ? tokenizer.encode(r.getPrompt(), true)
                         : r.getPromptTokens().stream().mapToInt(Integer::intValue).toArray();
@@ -98,6 +105,17 @@ public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitt
             LOG.warn("Request {} failed while being prepared.", id, e);
             reject(ctx, id, "The request could not be prepared: " + e.getMessage(), FinishReason.ERROR);
         }
+    }
+
+    /** What a model without a tokenizer cannot serve: text prompts and stop strings. */
+    private String noTokenizerProblem(GenerateRequest r) {
+        if (r.getPrompt() != null) {
+            return "The model " + settings.modelName() + " has no tokenizer, so the prompt must be sent as token ids (promptTokens), not as text.";
+        }
+        if (r.getStopStrings() != null && !r.getStopStrings().isEmpty()) {
+            return "The model " + settings.modelName() + " has no tokenizer, so stop strings cannot be matched; use stop token ids.";
+        }
+        return null;
     }
 
     private void reject(Context ctx, String id, String message, FinishReason reason) {

@@ -45,8 +45,8 @@ public final class LoadedModel implements AutoCloseable {
             if (m == null) {
                 long start = System.nanoTime();
                 ModelWeights weights = ModelLoader.load(Path.of(settings.modelPath()));
-                Tokenizer tok = Tokenizers.forModel(Path.of(settings.modelPath()),
-                        settings.tokenizerPath() == null ? null : Path.of(settings.tokenizerPath()), weights);
+                Tokenizer tok = Tokenizers.find(Path.of(settings.modelPath()),
+                        settings.tokenizerPath() == null ? null : Path.of(settings.tokenizerPath()), weights).orElse(null);
                 Backend backend = Backends.create(settings.backend(), device, settings.threadsPerShard());
                 LlamaModel model = new LlamaModel(backend, weights, null);
                 m = new LoadedModel(key, backend, model, tok);
@@ -66,8 +66,9 @@ public final class LoadedModel implements AutoCloseable {
         return backend;
     }
 
-    public Tokenizer tokenizer() {
-        return tokenizer;
+    /** The model's tokenizer; empty for a model that has none (requests then send token ids, events carry no text). */
+    public java.util.Optional<Tokenizer> tokenizer() {
+        return java.util.Optional.ofNullable(tokenizer);
     }
 
     @Override

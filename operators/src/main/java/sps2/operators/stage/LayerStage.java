@@ -500,7 +500,7 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         ShardStep step = ic.step;
         LlamaModel model = runtime.model();
         ModelConfig c = model.config();
-        Tokenizer tok = runtime.loaded().tokenizer();
+        Tokenizer tok = runtime.loaded().tokenizer().orElse(null); // none: token ids only, no end-of-sequence token
         List<Integer> sampleSeqs = new ArrayList<>();
         for (int s = 0; s < step.seqs.length; s++) {
             if (step.seqs[s].sample) {
@@ -532,9 +532,9 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
                 int position = w.startPos + w.rows();
                 int token = sampler.sample(logits, 0, c.vocabSize(), new SamplingParams(w.temperature, w.topK, w.topP, w.minP, w.seed), position);
                 int prev = w.tokens[w.rows() - 1];
-                String piece = tok.decode(prev, token);
+                String piece = tok == null ? "" : tok.decode(prev, token);
                 String text = (w.textSoFar == null ? "" : w.textSoFar) + piece;
-                StopRule rule = new StopRule(w.maxTokens, w.ignoreEos ? -1 : tok.eos(), w.ignoreEos, toSet(w.stopTokens),
+                StopRule rule = new StopRule(w.maxTokens, w.ignoreEos || tok == null ? -1 : tok.eos(), w.ignoreEos, toSet(w.stopTokens),
                         w.stopStrings == null ? List.of() : Arrays.asList(w.stopStrings), settings.contextLength());
                 StopRule.Reason reason = rule.after(token, w.outputIndex, position, text);
                 TokenEvent ev = TokenEvent.newBuilder()
