@@ -1,6 +1,8 @@
 package sps2.gpu;
 
 import sps2.model.HostTensor;
+import sps2.model.sampler.Sampler;
+import sps2.model.sampler.SamplingParams;
 
 /**
  * The compute operations of a Llama forward pass on one device. {@link LlamaModel} writes the model once
@@ -118,6 +120,20 @@ public interface Backend extends AutoCloseable {
      * reused as soon as the call returns, while the copy itself may still be in flight.
      */
     void write(Tensor dst, int dstRow, WireType type, byte[] src, int srcOffset, int rows);
+
+    // ---- sampling ----
+
+    /**
+     * The next token of each of the first {@code n} rows of {@code logits} ([rows, vocab], float): row i drawn
+     * with {@code params[i]} at {@code positions[i]}, exactly the token {@link Sampler#sample} picks from that
+     * row's values read as floats (bf16 logits widened exactly). Raises the Sampler's IllegalArgumentException
+     * for the first row it cannot sample from (a NaN or +infinity logit, only -infinity, a negative position).
+     * This default reads the rows to the host and runs the Sampler; the CUDA backend samples on the device and
+     * reads back only the token ids.
+     */
+    default int[] sample(Tensor logits, int n, SamplingParams[] params, int[] positions) {
+        return HostSampling.sample(this, logits, n, params, positions);
+    }
 
     /** Waits until all work issued so far has finished. */
     void sync();

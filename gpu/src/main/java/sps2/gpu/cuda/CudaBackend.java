@@ -55,12 +55,15 @@ import org.slf4j.LoggerFactory;
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
 import sps2.gpu.CompactKv;
+import sps2.gpu.HostSampling;
 import sps2.gpu.KvPool;
 import sps2.gpu.PendingRead;
 import sps2.gpu.Tensor;
 import sps2.gpu.WireType;
 import sps2.model.DType;
 import sps2.model.HostTensor;
+import sps2.model.sampler.Sampler;
+import sps2.model.sampler.SamplingParams;
 
 /**
  * The CUDA backend: our own kernels (src/main/cuda, compiled to PTX at build time and loaded from the
@@ -78,7 +81,7 @@ import sps2.model.HostTensor;
  */
 public final class CudaBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(CudaBackend.class);
-    private static final String[] MODULES = {"ops", "gemm", "attention", "exchange"};
+    private static final String[] MODULES = {"ops", "gemm", "attention", "exchange", "sample"};
     private static final boolean DEBUG_SYNC = Boolean.getBoolean("sps2.cuda.syncEachLaunch");
     private static final ThreadLocal<CUcontext> CURRENT = new ThreadLocal<>();
     private static final CUdeviceptr NULL = new CUdeviceptr();
@@ -1224,6 +1227,94 @@ public final class CudaBackend implements Backend {
         try (CudaTensor ids = allocate(1, Math.max(n, 1), CudaTensor.DType.I32)) {
             argmax(ids, logits, n);
             return readInts(ids, n);
+        }
+    }
+
+    /** What sample_rows writes for a row it leaves to the host: invalid logits (the Sampler raises), or undecided. */
+    static final int SAMPLE_INVALID = -1;
+    static final int SAMPLE_UNDECIDED = -2;
+    /** sample_rows' dynamic shared memory: histogram counts and mantissa sums (2048 bins), 8192 candidate keys. */
+    private static final int SAMPLE_SMEM = 2048 * (4 + 8) + 8192 * 8;
+    private volatile boolean sampleSmemSet;
+    private final java.util.concurrent.atomic.LongAdder hostSampledRows = new java.util.concurrent.atomic.LongAdder();
+
+    /**
+     * Samples on the device (kernel sample_rows, one block per row) and reads back only the ids. A row the kernel
+     * leaves to the host -- invalid logits, or sums too close to a decision boundary for the device to be sure of
+     * the Sampler's rounding (rare; see sample.cu) -- is read and sampled by the Sampler here, so the tokens, and the
+     * exception for a bad row, are always the Sampler's.
+     */
+    @Override
+    public int[] sample(Tensor logits, int n, SamplingParams[] params, int[] positions) {
+        return sample(logits, n, params, positions, 1f);
+    }
+
+    /** {@link #sample} with the kernel's comparison margin scaled (tests: 0 and +infinity). */
+    int[] sample(Tensor logits, int n, SamplingParams[] params, int[] positions, float marginScale) {
+        int[] ids = sampleCodes(logits, n, params, positions, marginScale);
+        for (int i = 0; i < n; i++) {
+            if (ids[i] < 0 || positions[i] < 0) {
+                hostSampledRows.increment();
+                ids[i] = HostSampling.sampleRow(this, logits, i, params[i], positions[i]);
+            }
+        }
+        return ids;
+    }
+
+    /** Rows that {@link #sample} handed to the host Sampler since this backend opened (logs and benchmarks). */
+    public long hostSampledRows() {
+        return hostSampledRows.sum();
+    }
+
+    /**
+     * The kernel's answer per row: a token id, {@link #SAMPLE_INVALID} or {@link #SAMPLE_UNDECIDED}. A negative
+     * position is sampled as position 0 here (the caller raises the Sampler's error for it).
+     */
+    int[] sampleCodes(Tensor logits, int n, SamplingParams[] params, int[] positions, float marginScale) {
+        HostSampling.check(logits, n, params, positions);
+        CudaTensor lg = t(logits);
+        if (n == 0) {
+            return new int[0];
+        }
+        try (CudaTensor packed = (CudaTensor) upload(sampleParams(n, params, positions));
+                CudaTensor ids = allocate(1, n, CudaTensor.DType.I32)) {
+            sampleOnDevice(ids, lg, n, packed, marginScale);
+            return readInts(ids, n);
+        }
+    }
+
+    /**
+     * sample_rows' parameters, 6 ints per row: bits of 1/T as the Sampler computes it in float (+infinity when
+     * greedy), top-k, bits of top-p, bits of min-p, and the draw u = Sampler.uniform(seed, position) as a double
+     * (low word first).
+     */
+    static int[] sampleParams(int n, SamplingParams[] params, int[] positions) {
+        int[] packed = new int[6 * n];
+        for (int i = 0; i < n; i++) {
+            SamplingParams p = params[i];
+            float invT = p.isGreedy() ? Float.POSITIVE_INFINITY : 1f / p.temperature();
+            long u = Double.doubleToRawLongBits(Sampler.uniform(p.seed(), Math.max(0, positions[i])));
+            packed[6 * i] = Float.floatToRawIntBits(invT);
+            packed[6 * i + 1] = p.topK();
+            packed[6 * i + 2] = Float.floatToRawIntBits(p.topP());
+            packed[6 * i + 3] = Float.floatToRawIntBits(p.minP());
+            packed[6 * i + 4] = (int) u;
+            packed[6 * i + 5] = (int) (u >>> 32);
+        }
+        return packed;
+    }
+
+    /** Launches sample_rows: ids[i] = the kernel's answer for logits row i, with {@link #sampleParams} in {@code params}. */
+    void sampleOnDevice(CudaTensor ids, CudaTensor logits, int n, CudaTensor params, float marginScale) {
+        need(ids.isInt() && ids.rows() * ids.cols() >= n, "sample: ids must be an integer tensor of at least n values");
+        need(!logits.isInt() && params.isInt() && params.rows() * params.cols() >= 6 * n, "sample: float logits and 6 parameter ints per row");
+        if (!sampleSmemSet) {
+            cuFuncSetAttribute(fn("sample_rows"), CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SAMPLE_SMEM);
+            sampleSmemSet = true;
+        }
+        if (n > 0) {
+            launch("sample_rows", n, 1, 1, 1024, SAMPLE_SMEM, ids.ptr(), logits.ptr(), logits.dtype().code, logits.cols(), params.ptr(),
+                    marginScale);
         }
     }
 }
