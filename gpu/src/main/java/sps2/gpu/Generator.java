@@ -2,7 +2,6 @@ package sps2.gpu;
 
 import java.util.function.IntPredicate;
 
-import sps2.model.sampler.Sampler;
 import sps2.model.sampler.SamplingParams;
 
 /**
@@ -26,20 +25,22 @@ public final class Generator {
      * @return the generated tokens
      */
     public int[] generate(int[] prompt, int maxTokens, SamplingParams params, IntPredicate onToken) {
-        int vocab = model.config().vocabSize();
         int total = Math.min(model.config().contextLength(), prompt.length + maxTokens);
         int[] out = new int[Math.max(0, total - prompt.length)];
         int n = 0;
         try (Sequence seq = new Sequence(model, total, chunk)) {
-            Sampler sampler = new Sampler(vocab);
-            float[] logits = seq.forward(prompt);
-            while (n < out.length) {
-                int token = sampler.sample(logits, 0, vocab, params, seq.length());
-                out[n++] = token;
-                if (onToken.test(token) || n == out.length) {
-                    break;
+            if (out.length == 0) {
+                seq.forward(prompt);
+            } else {
+                // The logits stay on the device: the backend samples there (Backend.sample) and returns the id.
+                int token = seq.next(prompt, params);
+                while (true) {
+                    out[n++] = token;
+                    if (onToken.test(token) || n == out.length) {
+                        break;
+                    }
+                    token = seq.next(new int[] {token}, params);
                 }
-                logits = seq.forward(new int[] {token});
             }
         }
         return java.util.Arrays.copyOf(out, n);

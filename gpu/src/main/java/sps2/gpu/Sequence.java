@@ -1,5 +1,7 @@
 package sps2.gpu;
 
+import sps2.model.sampler.SamplingParams;
+
 /**
  * One sequence generated on one device: its own KV pool and workspace, prefill in chunks of up to the
  * workspace capacity, then one token per step. This is the single-process reference path
@@ -42,6 +44,28 @@ public final class Sequence implements AutoCloseable {
 
     /** Feeds tokens (prompt or generated) and returns the logits after the last one (a shared array). */
     public float[] forward(int[] tokens) {
+        if (run(tokens)) {
+            model.backend().read(ws.logits, 0, logits, 0, 1);
+        }
+        return logits;
+    }
+
+    /**
+     * Feeds tokens (at least one) and returns the next token, drawn from the logits after the last one at the
+     * position that follows it ({@link #length()} after the call), through {@link Backend#sample}: the CUDA
+     * backend reads back only the token id, not the logits row.
+     */
+    public int next(int[] tokens, SamplingParams params) {
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("Sampling the next token needs at least one token to feed");
+        }
+        run(tokens);
+        return model.backend().sample(ws.logits, 1, new SamplingParams[] {params}, new int[] {length})[0];
+    }
+
+    /** Runs the model over the tokens; true when the last one's logits are in ws.logits row 0. */
+    private boolean run(int[] tokens) {
+        boolean haveLogits = false;
         if (length + tokens.length > maxTokens) {
             throw new IllegalArgumentException("The sequence would grow to " + (length + tokens.length) + " tokens, past its limit of " + maxTokens);
         }
@@ -67,12 +91,12 @@ public final class Sequence implements AutoCloseable {
                 }
                 if (start + n == tokens.length) {
                     model.logits(ws, new int[] {n - 1});
-                    b.read(ws.logits, 0, logits, 0, 1);
+                    haveLogits = true;
                 }
             }
             length += n;
         }
-        return logits;
+        return haveLogits;
     }
 
     /**
