@@ -121,7 +121,8 @@ if [[ $scope == sp* || $scope == attn* ]]; then
 fi
 if [[ $scope != bench ]]; then
   $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
-    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true
+    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest \
+    --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true
 fi
 set +e
 $java -cp "$cp_" sps2.gpu.cuda.CudaBench "$scope" "$filter" 2>&1 | tee "$out/ours.tsv" | grep -v "^BENCH"

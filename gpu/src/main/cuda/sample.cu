@@ -223,6 +223,7 @@ __device__ SmpSel smp_select(const SmpRow& r, unsigned long long low, bool sum_m
     __shared__ unsigned s_cnt;
     __shared__ int s_n;
     __shared__ SmpSel s_res;
+    __shared__ unsigned s_mant[SMP_THREADS];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     SmpSel res;
     res.key = 0;
@@ -252,14 +253,19 @@ __device__ SmpSel smp_select(const SmpRow& r, unsigned long long low, bool sum_m
                 bits = __float_as_uint(w);
                 in = w > 0.f && smp_key(w, j) >= low && (bits >> (shift + width)) == prefix;
             }
+            // Warp-aggregated: the lowest lane of each group of equal bins adds the group's count and
+            // mantissa sum (at most 32 * 2^24), read from s_mant.
             int bin = in ? (int)((bits >> shift) & (unsigned)(nb - 1)) : -1;
             unsigned peers = __match_any_sync(SMP_FULL, bin);
-            unsigned mant = in ? ((bits & 0x7fffffu) | 0x800000u) : 0u;
-            unsigned msub = __reduce_add_sync(peers, mant);  // at most 32 * 2^24
+            s_mant[threadIdx.x] = in ? ((bits & 0x7fffffu) | 0x800000u) : 0u;
+            __syncwarp();
             if (in && lane == __ffs(peers) - 1) {
+                unsigned msub = 0;
+                for (unsigned m = peers; m; m &= m - 1) msub += s_mant[(threadIdx.x & ~31u) + __ffs(m) - 1];
                 atomicAdd(&cnt[bin], (unsigned)__popc(peers));
                 atomicAdd(&msum[bin], (unsigned long long)msub);
             }
+            __syncwarp();
         }
         __syncthreads();
         // Warp 0 walks the bins from the top, 32 at a time, to the first one at which the criterion is met.

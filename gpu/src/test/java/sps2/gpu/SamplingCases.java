@@ -54,6 +54,20 @@ public final class SamplingCases {
         return new Batch(vocab, rows, logits, params, positions);
     }
 
+    /** One row of every (row shape, parameter family) pair, in that order: ROW_KINDS * PARAM_KINDS rows. */
+    public static Batch everyKind(Random rnd, int vocab) {
+        int rows = ROW_KINDS * PARAM_KINDS;
+        float[] logits = new float[rows * vocab];
+        SamplingParams[] params = new SamplingParams[rows];
+        int[] positions = new int[rows];
+        for (int i = 0; i < rows; i++) {
+            row(rnd, logits, i * vocab, vocab, i / PARAM_KINDS);
+            params[i] = params(rnd, vocab, i % PARAM_KINDS);
+            positions[i] = rnd.nextInt(1 << 20);
+        }
+        return new Batch(vocab, rows, logits, params, positions);
+    }
+
     /** Fills one row of logits with the given shape. */
     public static void row(Random rnd, float[] a, int off, int vocab, int kind) {
         switch (kind) {

@@ -29,6 +29,8 @@ import jcuda.driver.CUstreamCaptureMode;
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.KvPool;
 import sps2.gpu.Tensor;
+import sps2.model.sampler.Sampler;
+import sps2.model.sampler.SamplingParams;
 
 /**
  * Times every kernel family on Llama-3.2-1B shapes with CUDA events: each op is captured {@code INNER}
@@ -77,6 +79,9 @@ public final class CudaBench {
             }
             if (only.isEmpty() || only.contains("decode")) {
                 b.decode();
+            }
+            if (only.isEmpty() || only.contains("sample")) {
+                b.sample();
             }
         }
     }
@@ -303,6 +308,72 @@ public final class CudaBench {
                     t.close();
                 }
             }
+        }
+    }
+
+    /** Median wall milliseconds of a synchronous host call (after two warm-up calls). */
+    static double wall(Runnable op, int reps) {
+        op.run();
+        op.run();
+        double[] t = new double[reps];
+        for (int r = 0; r < reps; r++) {
+            long t0 = System.nanoTime();
+            op.run();
+            t[r] = (System.nanoTime() - t0) / 1e6;
+        }
+        Arrays.sort(t);
+        return t[reps / 2];
+    }
+
+    /**
+     * Token sampling over bf16 logits of the 1B vocabulary: the kernel alone (graphed) for three parameter sets,
+     * the whole device call (parameters up, kernel, ids down, host fallback if any), and what it replaces: the read
+     * of the same logits to host floats and the Sampler on them.
+     */
+    void sample() {
+        int vocab = 128256;
+        for (int b : new int[] {1, 32, 128}) {
+            float[] host = new float[b * vocab];
+            for (int i = 0; i < b; i++) {
+                sps2.gpu.SamplingCases.row(rnd, host, i * vocab, vocab, 9);
+            }
+            Tensor logits = be.allocate(b, vocab);
+            be.write(logits, 0, host, 0, b);
+            double bytes = 2.0 * b * vocab;
+            String key = "sample_B" + b + "_V" + vocab;
+            int[] pos = new int[b];
+            for (int i = 0; i < b; i++) {
+                pos[i] = 1000 + rnd.nextInt(1000);
+            }
+            String[] names = {"default", "temp", "topk40"};
+            SamplingParams[][] sets = new SamplingParams[3][b];
+            for (int i = 0; i < b; i++) {
+                sets[0][i] = new SamplingParams(0.8f, 0, 0.95f, 0f, rnd.nextLong());
+                sets[1][i] = SamplingParams.temperature(1f, rnd.nextLong());
+                sets[2][i] = new SamplingParams(0.8f, 40, 1f, 0f, rnd.nextLong());
+            }
+            for (int v = 0; v < 3; v++) {
+                SamplingParams[] ps = sets[v];
+                try (CudaTensor packed = (CudaTensor) be.upload(CudaBackend.sampleParams(b, ps, pos));
+                        CudaTensor ids = be.allocate(1, b, CudaTensor.DType.I32)) {
+                    report(key + ":" + names[v], time(() -> be.sampleOnDevice(ids, (CudaTensor) logits, b, packed, 1f)), 0, bytes);
+                }
+            }
+            long fallback = be.hostSampledRows();
+            report(key + ":call", wall(() -> be.sample(logits, b, sets[0], pos), 21), 0, bytes);
+            System.out.println(key + ": rows sampled on the host during the timed calls: " + (be.hostSampledRows() - fallback));
+            float[] dst = new float[b * vocab];
+            report("d2h_logits_B" + b + "_V" + vocab, wall(() -> be.read(logits, 0, dst, 0, b), 7), 0, bytes);
+            Sampler sampler = new Sampler(vocab);
+            int[] cpu = new int[b];
+            report("host_sampler_B" + b + "_V" + vocab, wall(() -> {
+                for (int i = 0; i < b; i++) {
+                    cpu[i] = sampler.sample(dst, i * vocab, vocab, sets[0][i], pos[i]);
+                }
+            }, 5), 0, bytes);
+            int[] dev = be.sample(logits, b, sets[0], pos);
+            System.out.println(key + ": device tokens equal the host Sampler's: " + Arrays.equals(dev, cpu));
+            logits.close();
         }
     }
 
