@@ -1,7 +1,8 @@
 // Token sampling on the device: one block of 1024 threads per logits row picks exactly the token that
 // sps2.model.sampler.Sampler picks for the same float logits (its class comment defines the algorithm).
 //
-// Weights w_j = expNonPositive((l_j - max) * (1/T)) are recomputed from the logits in every pass with the
+// Weights w_j = expNonPositive((l_j - max) * (1/T)) are recomputed from the logits in every pass (8 logits
+// per thread and load where the row is 16-byte aligned) with the
 // same float operations as the Java code (__f*_rn, so that nothing is contracted into an FMA). Rank keys
 // are (bits(w) << 32) | (0x7fffffff - j). Top-k and top-p find their cut-off key by a radix select over the
 // weight bits: histograms of counts and of exact integer mantissa sums in shared memory, bins of 11, 11 and
@@ -56,16 +57,38 @@ __device__ __forceinline__ double smp_pow2(int e) {
     return __longlong_as_double((long long)(e + 1023) << 52);
 }
 
+// Elements are read 8 at a time (one 16-byte load of bf16, two of float) where the row is 16-byte aligned:
+// a pass issues few, independent loads instead of one dependent load per element.
+#define SMP_STEP (8 * SMP_THREADS)
+
 struct SmpRow {
     const void* lg;
     int dt;
     long base;
     int vocab;
+    bool vec;  // the row starts at a 16-byte boundary
     float mx;
     float invT;
 
-    __device__ __forceinline__ float w(int j) const {
-        return smp_exp(__fmul_rn(__fsub_rn(ldf(lg, dt, base + j), mx), invT));
+    // logits j .. j+7 (j a multiple of 8); those at or past the end of the row are 0
+    __device__ __forceinline__ void load8(int j, float* l) const {
+        if (vec && j + 8 <= vocab) {
+            if (dt == DT_F32) {
+                const float4* p = reinterpret_cast<const float4*>((const float*)lg + base + j);
+                float4 a = p[0], b = p[1];
+                l[0] = a.x; l[1] = a.y; l[2] = a.z; l[3] = a.w;
+                l[4] = b.x; l[5] = b.y; l[6] = b.z; l[7] = b.w;
+            } else {
+                unpack8(*reinterpret_cast<const uint4*>((const bf16*)lg + base + j), l);
+            }
+        } else {
+#pragma unroll
+            for (int u = 0; u < 8; u++) l[u] = j + u < vocab ? ldf(lg, dt, base + j + u) : 0.f;
+        }
+    }
+
+    __device__ __forceinline__ float weight(float l) const {
+        return smp_exp(__fmul_rn(__fsub_rn(l, mx), invT));
     }
 };
 
@@ -159,20 +182,26 @@ __device__ SmpLoc smp_locate(const SmpRow& r, unsigned long long low, bool eq_on
                              bool draw, double target_or_u) {
     __shared__ int s_claim;
     __shared__ SmpLoc s_res;
-    const int chunk = (r.vocab + SMP_THREADS - 1) / SMP_THREADS;
+    const int chunk = ((r.vocab + SMP_THREADS - 1) / SMP_THREADS + 7) & ~7;
     const int lo = min(r.vocab, (int)threadIdx.x * chunk), hi = min(r.vocab, lo + chunk);
     double s = 0;
     long long n = 0;
     unsigned mn = 0xffffffffu;
     int last = -1;
-    for (int j = lo; j < hi; j++) {
-        float w = r.w(j);
-        unsigned bits = __float_as_uint(w);
-        if (w > 0.f && smp_key(w, j) >= low && (!eq_only || bits == eq)) {
-            s += count ? 1.0 : (double)w;
-            n++;
-            mn = min(mn, bits);
-            last = j;
+    for (int j0 = lo; j0 < hi; j0 += 8) {
+        float l[8];
+        r.load8(j0, l);
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int j = j0 + u;
+            float w = r.weight(l[u]);
+            unsigned bits = __float_as_uint(w);
+            if (j < hi && w > 0.f && smp_key(w, j) >= low && (!eq_only || bits == eq)) {
+                s += count ? 1.0 : (double)w;
+                n++;
+                mn = min(mn, bits);
+                last = j;
+            }
         }
     }
     if (threadIdx.x == 0) s_claim = 0x7fffffff;
@@ -189,17 +218,22 @@ __device__ SmpLoc smp_locate(const SmpRow& r, unsigned long long low, bool eq_on
     if ((int)threadIdx.x == s_claim) {
         res.j = -1;
         double acc = excl;
-        for (int j = lo; j < hi; j++) {
-            float w = r.w(j);
-            if (w > 0.f && smp_key(w, j) >= low && (!eq_only || __float_as_uint(w) == eq)) {
-                double next = acc + (count ? 1.0 : (double)w);
-                if (next > res.target) {
-                    res.j = j;
-                    res.before = acc;
-                    res.after = next;
-                    break;
+        for (int j0 = lo; j0 < hi && res.j < 0; j0 += 8) {
+            float l[8];
+            r.load8(j0, l);
+            for (int u = 0; u < 8; u++) {
+                const int j = j0 + u;
+                float w = r.weight(l[u]);
+                if (j < hi && w > 0.f && smp_key(w, j) >= low && (!eq_only || __float_as_uint(w) == eq)) {
+                    double next = acc + (count ? 1.0 : (double)w);
+                    if (next > res.target) {
+                        res.j = j;
+                        res.before = acc;
+                        res.after = next;
+                        break;
+                    }
+                    acc = next;
                 }
-                acc = next;
             }
         }
         s_res = res;
@@ -223,7 +257,6 @@ __device__ SmpSel smp_select(const SmpRow& r, unsigned long long low, bool sum_m
     __shared__ unsigned s_cnt;
     __shared__ int s_n;
     __shared__ SmpSel s_res;
-    __shared__ unsigned s_mant[SMP_THREADS];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     SmpSel res;
     res.key = 0;
@@ -244,28 +277,37 @@ __device__ SmpSel smp_select(const SmpRow& r, unsigned long long low, bool sum_m
             msum[b] = 0;
         }
         __syncthreads();
-        for (int j0 = 0; j0 < r.vocab; j0 += SMP_THREADS) {
-            int j = j0 + threadIdx.x;
-            bool in = false;
-            unsigned bits = 0;
-            if (j < r.vocab) {
-                float w = r.w(j);
-                bits = __float_as_uint(w);
-                in = w > 0.f && smp_key(w, j) >= low && (bits >> (shift + width)) == prefix;
+        // Each thread adds runs of equal bins at once (runs of equal weights cost one atomic, not one each).
+        int run_bin = -1;
+        unsigned run_c = 0;
+        unsigned long long run_m = 0;
+        for (int j0 = threadIdx.x * 8; j0 < r.vocab; j0 += SMP_STEP) {
+            float l[8];
+            r.load8(j0, l);
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int j = j0 + u;
+                float w = r.weight(l[u]);
+                unsigned bits = __float_as_uint(w);
+                if (j < r.vocab && w > 0.f && smp_key(w, j) >= low && (bits >> (shift + width)) == prefix) {
+                    int bin = (int)((bits >> shift) & (unsigned)(nb - 1));
+                    if (bin != run_bin) {
+                        if (run_c > 0) {
+                            atomicAdd(&cnt[run_bin], run_c);
+                            if (sum_mode) atomicAdd(&msum[run_bin], run_m);
+                        }
+                        run_bin = bin;
+                        run_c = 0;
+                        run_m = 0;
+                    }
+                    run_c++;
+                    run_m += (bits & 0x7fffffu) | 0x800000u;
+                }
             }
-            // Warp-aggregated: the lowest lane of each group of equal bins adds the group's count and
-            // mantissa sum (at most 32 * 2^24), read from s_mant.
-            int bin = in ? (int)((bits >> shift) & (unsigned)(nb - 1)) : -1;
-            unsigned peers = __match_any_sync(SMP_FULL, bin);
-            s_mant[threadIdx.x] = in ? ((bits & 0x7fffffu) | 0x800000u) : 0u;
-            __syncwarp();
-            if (in && lane == __ffs(peers) - 1) {
-                unsigned msub = 0;
-                for (unsigned m = peers; m; m &= m - 1) msub += s_mant[(threadIdx.x & ~31u) + __ffs(m) - 1];
-                atomicAdd(&cnt[bin], (unsigned)__popc(peers));
-                atomicAdd(&msum[bin], (unsigned long long)msub);
-            }
-            __syncwarp();
+        }
+        if (run_c > 0) {
+            atomicAdd(&cnt[run_bin], run_c);
+            if (sum_mode) atomicAdd(&msum[run_bin], run_m);
         }
         __syncthreads();
         // Warp 0 walks the bins from the top, 32 at a time, to the first one at which the criterion is met.
@@ -328,20 +370,16 @@ __device__ SmpSel smp_select(const SmpRow& r, unsigned long long low, bool sum_m
             // Gather the bin's keys, sort them from the largest, and finish in rank order.
             if (threadIdx.x == 0) s_n = 0;
             __syncthreads();
-            for (int j0 = 0; j0 < r.vocab; j0 += SMP_THREADS) {
-                int j = j0 + threadIdx.x;
-                bool in = false;
-                unsigned long long key = 0;
-                if (j < r.vocab) {
-                    float w = r.w(j);
-                    key = smp_key(w, j);
-                    in = w > 0.f && key >= low && (__float_as_uint(w) >> shift) == prefix;
+            for (int j0 = threadIdx.x * 8; j0 < r.vocab; j0 += SMP_STEP) {
+                float l[8];
+                r.load8(j0, l);
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    const int j = j0 + u;
+                    float w = r.weight(l[u]);
+                    unsigned long long key = smp_key(w, j);
+                    if (j < r.vocab && w > 0.f && key >= low && (__float_as_uint(w) >> shift) == prefix) cand[atomicAdd(&s_n, 1)] = key;
                 }
-                unsigned ball = __ballot_sync(SMP_FULL, in);
-                int base = 0;
-                if (lane == 0 && ball) base = atomicAdd(&s_n, __popc(ball));
-                base = __shfl_sync(SMP_FULL, base, 0);
-                if (in) cand[base + __popc(ball & ((1u << lane) - 1u))] = key;
             }
             __syncthreads();
             const int m = s_n;
@@ -459,6 +497,7 @@ sample_rows(int* out, const void* logits, int ldt, int vocab, const int* params,
     r.dt = ldt;
     r.base = (long)blockIdx.x * vocab;
     r.vocab = vocab;
+    r.vec = (reinterpret_cast<uintptr_t>((const char*)logits + r.base * (ldt == DT_F32 ? 4 : 2)) & 15) == 0;
     r.invT = __int_as_float(pr[0]);
     const int topK = pr[1];
     const float topP = __int_as_float(pr[2]);
@@ -469,12 +508,20 @@ sample_rows(int* out, const void* logits, int ldt, int vocab, const int* params,
     int bad = 0x7fffffff;
     float mx = -INFINITY;
     int mi = 0x7fffffff;
-    for (int j = threadIdx.x; j < vocab; j += SMP_THREADS) {
-        float l = ldf(logits, ldt, r.base + j);
-        if (isnan(l) || l == INFINITY) bad = min(bad, j);
-        if (l > mx) {
-            mx = l;
-            mi = j;
+    for (int j0 = threadIdx.x * 8; j0 < vocab; j0 += SMP_STEP) {
+        float lv[8];
+        r.load8(j0, lv);
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int j = j0 + u;
+            const float l = lv[u];
+            if (j < vocab) {
+                if (isnan(l) || l == INFINITY) bad = min(bad, j);
+                if (l > mx) {
+                    mx = l;
+                    mi = j;
+                }
+            }
         }
     }
     __shared__ float s_mx[SMP_WARPS];

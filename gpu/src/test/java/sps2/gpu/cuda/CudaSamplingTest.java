@@ -25,13 +25,13 @@ import sps2.model.sampler.SamplingParams;
 
 /**
  * Device sampling (sample.cu) against {@link Sampler#sample} on fresh random logits, fp32 and bf16, vocabularies
- * of 512, 32000 and 128256, every row shape and parameter family of {@link SamplingCases}: the device's token
- * must be the Sampler's on every row it decides, and {@link CudaBackend#sample} (with the host fallback) on every
- * row. Invalid rows: the kernel marks them and sample() raises the Sampler's error for the first one (the
+ * of 512, 1001 (odd rows not 16-byte aligned: the scalar loads), 32000 and 128256, every row shape and parameter
+ * family of {@link SamplingCases}: the device's token must be the Sampler's on every row it decides, and
+ * {@link CudaBackend#sample} (with the host fallback) on every row. Invalid rows: the kernel marks them and sample() raises the Sampler's error for the first one (the
  * whole call fails, as the host default does); the other rows of the batch are unaffected. Skipped without a GPU.
  */
 class CudaSamplingTest {
-    private static final int[] VOCABS = {512, 32000, 128256};
+    private static final int[] VOCABS = {512, 1001, 32000, 128256};
     private static CudaBackend be;
     private final Random rnd = new Random(System.nanoTime());
 
@@ -109,7 +109,7 @@ class CudaSamplingTest {
         int undecided = 0;
         for (int vocab : VOCABS) {
             for (boolean bf16 : new boolean[] {false, true}) {
-                for (int rep = 0; rep < (vocab == 512 ? 6 : 2); rep++) {
+                for (int rep = 0; rep < (vocab < 2000 ? 4 : 2); rep++) {
                     SamplingCases.Batch b = SamplingCases.batch(rnd, vocab, vocab == 128256 ? 48 : 96);
                     undecided += check(b, bf16, 1f, "random");
                     rows += b.rows();
