@@ -25,7 +25,6 @@ import sps2.gpu.Tensor;
 import sps2.gpu.WireType;
 import sps2.model.ModelConfig;
 import sps2.model.generation.StopRule;
-import sps2.model.sampler.Sampler;
 import sps2.model.sampler.SamplingParams;
 import sps2.model.tokenizer.Tokenizer;
 import sps2.operators.JobSettings;
@@ -72,7 +71,6 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
     /** Requests whose KV for this layer is on the device in this process (snapshot recovery puts it back on first use). */
     private transient java.util.Set<String> onDevice;
     private transient MapState<String, KvEntry> kvState;
-    private transient Sampler sampler;
     private transient Counter bytesSent;
     private transient StageMetrics metrics;
 
@@ -100,9 +98,6 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         onDevice = new HashSet<>();
         if (stage < layers) {
             kvState = getRuntimeContext().getMapState(new MapStateDescriptor<>("kv-layer-" + stage, StringSerializer.INSTANCE, KvEntrySerializer.INSTANCE));
-        }
-        if (stage == layers) {
-            sampler = new Sampler(runtime.model().config().vocabSize());
         }
         bytesSent = getRuntimeContext().getMetricGroup().counter("bytesExchanged");
         metrics = new StageMetrics(getRuntimeContext().getMetricGroup());
@@ -515,7 +510,6 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         result.tokens = new int[sampleSeqs.size()];
         result.finished = new boolean[sampleSeqs.size()];
         result.pieces = new String[sampleSeqs.size()];
-        float[] logits = new float[c.vocabSize()];
         long now = System.currentTimeMillis();
         int chunk = Math.min(256, ic.ws.capacity);
         for (int from = 0; from < sampleSeqs.size(); from += chunk) {
@@ -526,11 +520,19 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
                 rows[i] = ic.rowStart[s] + step.seqs[s].rows() - 1;
             }
             model.logits(ic.ws, rows);
+            // Sampling where the logits are (on a GPU only the token ids come back), the same draw as Sampler's.
+            SamplingParams[] params = new SamplingParams[count];
+            int[] positions = new int[count];
             for (int i = 0; i < count; i++) {
                 SeqWork w = step.seqs[sampleSeqs.get(from + i)];
-                runtime.backend().read(ic.ws.logits, i, logits, 0, 1);
-                int position = w.startPos + w.rows();
-                int token = sampler.sample(logits, 0, c.vocabSize(), new SamplingParams(w.temperature, w.topK, w.topP, w.minP, w.seed), position);
+                params[i] = new SamplingParams(w.temperature, w.topK, w.topP, w.minP, w.seed);
+                positions[i] = w.startPos + w.rows();
+            }
+            int[] tokens = runtime.backend().sample(ic.ws.logits, count, params, positions);
+            for (int i = 0; i < count; i++) {
+                SeqWork w = step.seqs[sampleSeqs.get(from + i)];
+                int position = positions[i];
+                int token = tokens[i];
                 int prev = w.tokens[w.rows() - 1];
                 String piece = tok == null ? "" : tok.decode(prev, token);
                 String text = (w.textSoFar == null ? "" : w.textSoFar) + piece;
