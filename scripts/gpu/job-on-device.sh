@@ -110,4 +110,9 @@ if [[ $what == *bench* ]]; then
   sps2 bench --trace "$root/mooncake_conversation.jsonl" --model /tmp/m1b --backend cuda --mode both --sp-degree 1 \
     --max-requests ${SPS2_BENCH_REQUESTS:-40} --length-scale ${SPS2_BENCH_LENGTH:-0.5} --kv-memory-gb 40 --timeout 4 --no-progress --out "$out/bench" \
     | tee "$out/bench.log"
+  # Sarathi again with a larger chunk: fewer iterations (each costs a pass through every stage operator) for a
+  # shorter TTFT, at the price of longer gaps between tokens.
+  sps2 bench --trace "$root/mooncake_conversation.jsonl" --model /tmp/m1b --backend cuda --mode sarathi --sp-degree 1 --chunk-size 2048 \
+    --max-requests ${SPS2_BENCH_REQUESTS:-40} --length-scale ${SPS2_BENCH_LENGTH:-0.5} --kv-memory-gb 40 --timeout 4 --no-progress --out "$out/bench-chunk2048" \
+    | tee "$out/bench-chunk2048.log"
 fi

@@ -224,7 +224,14 @@ public final class BenchCommand implements Callable<Integer> {
         }
 
         BenchReport.writeCsv(outDir.resolve(BenchReport.CSV), outcomes, slo);
-        Map<String, Path> charts = Plots.write(outDir, outcomes);
+        Map<String, Path> charts;
+        try {
+            charts = Plots.write(outDir, outcomes);
+        } catch (LinkageError | InternalError e) {
+            // A server runtime without font libraries (seen on the GPU machine: libharfbuzz missing) cannot draw text.
+            System.err.println("warning: the charts could not be drawn (" + e + "); the report holds the tables only.");
+            charts = Map.of();
+        }
         BenchReport.writeJson(outDir.resolve(BenchReport.JSON), description, summaries);
         BenchReport.writeHtml(outDir.resolve(BenchReport.HTML), "sps2 trace benchmark: " + trace.getFileName(), description, summaries, charts);
 
