@@ -3,6 +3,8 @@
 // BK=64 (one 128-byte swizzle atom per row), cp.async multi-stage pipeline with one wgmma group in flight.
 // Built separately (compute_90a) because wgmma exists only there.
 #include "common.cuh"
+#include <cooperative_groups.h>
+namespace cg = cooperative_groups;
 
 __device__ __forceinline__ int swz(int row, int chunk) { return row * 64 + ((chunk ^ (row & 7)) << 3); }
 
@@ -37,7 +39,7 @@ __device__ __forceinline__ void wgmma_m64n128(float* d, uint64_t da, uint64_t db
         : "l"(da), "l"(db), "r"(1));
 }
 
-template <int BN, int STAGES>
+template <int BN, int STAGES, bool PAIR = false>
 __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __restrict__ ws, const bf16* __restrict__ A,
                                         const bf16* __restrict__ B, int M, int N, int K, int ktPer) {
     constexpr int BM = 128, BK = 64, THREADS = 256, NACC = BN / 2;
@@ -106,6 +108,26 @@ __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __
     for (int i = 0; i < NACC; i++) reg_fence(d[i]);
     cp_async_wait<0>();
 
+    if constexpr (PAIR) {
+        // Split-K over a cluster of two blocks (blockIdx.z = 0, 1: the two halves of K). Block 1 adds its
+        // partial sums into block 0's shared memory (free now: both main loops are done), block 0 adds them
+        // to its registers and alone stores C. Same thread -> element map in both blocks; layout [i][thread]
+        // so that consecutive threads touch consecutive words.
+        cg::cluster_group cluster = cg::this_cluster();
+        float* part = reinterpret_cast<float*>(smem_raw);
+        cluster.sync();  // both blocks are past their last read of the stage buffers
+        if (cluster.block_rank() == 1) {
+            float* peer = cluster.map_shared_rank(part, 0);
+#pragma unroll
+            for (int i = 0; i < NACC; i++) peer[i * THREADS + tid] = d[i];
+        }
+        cluster.sync();  // block 1's partial sums are visible in block 0
+        if (cluster.block_rank() == 1) return;
+#pragma unroll
+        for (int i = 0; i < NACC; i++) d[i] += part[i * THREADS + tid];
+        ws = nullptr;
+    }
+
     const bool pairs = (N & 1) == 0;
     const int rowBase = m0 + wg * 64 + (warp & 3) * 16 + (lane >> 2);
 #pragma unroll
@@ -139,4 +161,12 @@ extern "C" __global__ void __launch_bounds__(256, 1)
 extern "C" __global__ void __launch_bounds__(256, 1)
     wgmma_128x128(void* C, int cdt, float* ws, const bf16* A, const bf16* B, int M, int N, int K, int ktPer) {
     gemm_wg<128, 5>(C, cdt, ws, A, B, M, N, K, ktPer);
+}
+
+// Split-K by two over a 2-block cluster, for products whose 128x256 tiles leave most SMs idle (M=4096,
+// 2048->512: 64 tiles -> 128 blocks). The halves are summed through distributed shared memory: no workspace,
+// no second launch. grid.z must be 2.
+extern "C" __global__ void __cluster_dims__(1, 1, 2) __launch_bounds__(256, 1)
+    wgmma_128x256_pair(void* C, int cdt, float* ws, const bf16* A, const bf16* B, int M, int N, int K, int ktPer) {
+    gemm_wg<256, 4, true>(C, cdt, ws, A, B, M, N, K, ktPer);
 }

@@ -98,6 +98,12 @@ public final class CudaBackend implements Backend {
             new GemmKernel("wgmma_128x256", 128, 256, 256, 4 * (128 + 256) * 128),
             new GemmKernel("wgmma_128x128", 128, 128, 256, 5 * (128 + 128) * 128));
 
+    /**
+     * The 128x256 wgmma tile with K split over a cluster of two blocks that sum through distributed shared
+     * memory: for prefill products with too few tiles to fill the SMs (M=4096, 2048->512: 64 tiles).
+     */
+    static final GemmKernel WGMMA_PAIR = new GemmKernel("wgmma_128x256_pair", 128, 256, 256, 4 * (128 + 256) * 128);
+
     static final List<GemmKernel> GEMMS = List.of(
             new GemmKernel("gemm_128x256", 128, 256, 256, 3 * (128 + 256) * 128),
             new GemmKernel("gemm_256x128", 256, 128, 256, 3 * (256 + 128) * 128),
@@ -122,6 +128,7 @@ public final class CudaBackend implements Backend {
     private final ThreadLocal<CUstream> threadStream = new ThreadLocal<>();
     private volatile boolean closed;
     private final boolean hopper;
+    private boolean pairGemm;
 
     // ---- availability ----
 
@@ -232,7 +239,7 @@ public final class CudaBackend implements Backend {
             CUmodule module = new CUmodule();
             cuModuleLoadData(module, readPtx(m));
             modules.add(module);
-            for (GemmKernel g : WGMMAS) {
+            for (GemmKernel g : java.util.stream.Stream.concat(WGMMAS.stream(), java.util.stream.Stream.of(WGMMA_PAIR)).toList()) {
                 CUfunction fn = new CUfunction();
                 cuModuleGetFunction(fn, module, g.name());
                 cuFuncSetAttribute(fn, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, g.smem());
@@ -253,7 +260,7 @@ public final class CudaBackend implements Backend {
                 matmul(ref, xt, wt, mm, "gemm_128x128", 1);
                 float[] a = new float[mm * n], b = new float[mm * n];
                 read(ref, 0, a, 0, mm);
-                for (GemmKernel g : WGMMAS) {
+                for (GemmKernel g : java.util.stream.Stream.concat(WGMMAS.stream(), java.util.stream.Stream.of(WGMMA_PAIR)).toList()) {
                     fill(got, Float.NaN);
                     matmul(got, xt, wt, mm, g.name(), 1);
                     read(got, 0, b, 0, mm);
@@ -262,7 +269,13 @@ public final class CudaBackend implements Backend {
                         num += (a[i] - b[i]) * (double) (a[i] - b[i]);
                         den += a[i] * (double) a[i];
                     }
-                    if (!(num <= 1e-8 * den)) {
+                    if (g == WGMMA_PAIR) {
+                        pairGemm = num <= 1e-8 * den;
+                        if (!pairGemm) {
+                            LOG.warn("The cluster split-K GEMM kernel disagrees with the portable one (relative error {}); it stays unused.",
+                                    Math.sqrt(num / den));
+                        }
+                    } else if (!(num <= 1e-8 * den)) {
                         LOG.warn("The Hopper GEMM kernel {} disagrees with the portable one (relative error {}); using the portable kernels.",
                                 g.name(), Math.sqrt(num / den));
                         return false;
@@ -281,6 +294,11 @@ public final class CudaBackend implements Backend {
         return smCount;
     }
 
+    /** Whether the cluster split-K GEMM passed its start-up check (it is chosen for prefill products with few tiles). */
+    boolean pairGemm() {
+        return pairGemm;
+    }
+
     /** Whether the wgmma GEMM kernels are in use. */
     public boolean hopperKernels() {
         return hopper;
@@ -291,6 +309,9 @@ public final class CudaBackend implements Backend {
         List<GemmKernel> all = new ArrayList<>(GEMMS);
         if (hopper) {
             all.addAll(WGMMAS);
+        }
+        if (hopper && pairGemm) {
+            all.add(WGMMA_PAIR);
         }
         return all;
     }
@@ -890,6 +911,11 @@ public final class CudaBackend implements Backend {
         }
         GemmKernel g = gemmKernel(kernel);
         int kTiles = (k + 63) / 64;
+        if (g == WGMMA_PAIR) {
+            launch(g.name(), blocks(nOut, g.bn()), blocks(n, g.bm()), 2, g.threads(), g.smem(), o.ptr(), o.dtype().code, null, xx.ptr(), ww.ptr(),
+                    n, nOut, k, (kTiles + 1) / 2);
+            return;
+        }
         splits = Math.max(1, Math.min(splits, kTiles));
         int ktPer = (kTiles + splits - 1) / splits;
         splits = (kTiles + ktPer - 1) / ktPer;
@@ -907,7 +933,8 @@ public final class CudaBackend implements Backend {
     }
 
     static GemmKernel gemmKernel(String name) {
-        for (GemmKernel g : java.util.stream.Stream.concat(GEMMS.stream(), WGMMAS.stream()).toList()) {
+        for (GemmKernel g : java.util.stream.Stream.concat(java.util.stream.Stream.concat(GEMMS.stream(), WGMMAS.stream()),
+                java.util.stream.Stream.of(WGMMA_PAIR)).toList()) {
             if (g.name().equals(name)) {
                 return g;
             }
@@ -921,6 +948,9 @@ public final class CudaBackend implements Backend {
      * small tiles plus split-K ({@link #chooseSplits}).
      */
     GemmKernel chooseGemm(int m, int n) {
+        if (m > 128 && pairGemm && 2L * blocks(m, WGMMA_PAIR.bm()) * blocks(n, WGMMA_PAIR.bn()) <= smCount) {
+            return WGMMA_PAIR; // too few 128x256 tiles to fill the SMs: two blocks per tile, each half of K
+        }
         if (m > 128) {
             List<GemmKernel> order = hopper ? WGMMAS : List.of(GEMMS.get(0), GEMMS.get(2), GEMMS.get(3));
             GemmKernel best = null;

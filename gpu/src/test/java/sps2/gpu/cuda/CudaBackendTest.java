@@ -315,6 +315,9 @@ class CudaBackendTest {
         assumeTrue(major[0] == 9, "not a Hopper GPU");
         assertTrue(be.hopperKernels(), "the wgmma GEMM passed its start-up check against the mma.sync kernel");
         checkMatmul(1000, 2048, 512, null, 0);
+        assertTrue(be.pairGemm(), "the cluster split-K GEMM passed its start-up check");
+        assertEquals(CudaBackend.WGMMA_PAIR, be.chooseGemm(1000, 512), "few 128x256 tiles: the cluster split-K kernel is the default");
+        checkMatmul(1000, 512, 1032, null, 0); // odd K tiles: the second block of each pair gets one fewer
     }
 
     @Test
