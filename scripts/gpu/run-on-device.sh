@@ -121,7 +121,7 @@ if [[ $scope == sp* || $scope == attn* ]]; then
 fi
 if [[ $scope != bench ]]; then
   $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
-    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest \
+    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest --select-class sps2.gpu.cuda.CudaExchangeTest \
     --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true
 fi
 set +e

@@ -94,40 +94,31 @@ struct SmpRow {
 
 // ---- block-wide reductions (1024 threads; every thread gets the same result) ----
 
-__device__ long long smp_sum_l(long long v) {
-    __shared__ long long s[SMP_WARPS];
+// One block-wide reduction for the three uses below; each call site has its own shared scratch (the template
+// is instantiated per type), and the trailing barrier lets the next call reuse it.
+template <typename T, typename Op>
+__device__ __forceinline__ T smp_reduce(T v, T identity, Op op) {
+    __shared__ T s[SMP_WARPS];
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(SMP_FULL, v, o);
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(SMP_FULL, v, o));
     if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
     __syncthreads();
-    long long t = 0;
-    for (int i = 0; i < SMP_WARPS; i++) t += s[i];
+    T t = identity;
+    for (int i = 0; i < SMP_WARPS; i++) t = op(t, s[i]);
     __syncthreads();
     return t;
+}
+
+__device__ long long smp_sum_l(long long v) {
+    return smp_reduce(v, 0LL, [](long long a, long long b) { return a + b; });
 }
 
 __device__ unsigned smp_min_u(unsigned v) {
-    __shared__ unsigned s[SMP_WARPS];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = min(v, __shfl_xor_sync(SMP_FULL, v, o));
-    if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
-    __syncthreads();
-    unsigned t = 0xffffffffu;
-    for (int i = 0; i < SMP_WARPS; i++) t = min(t, s[i]);
-    __syncthreads();
-    return t;
+    return smp_reduce(v, 0xffffffffu, [](unsigned a, unsigned b) { return min(a, b); });
 }
 
 __device__ int smp_max_i(int v) {
-    __shared__ int s[SMP_WARPS];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(SMP_FULL, v, o));
-    if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
-    __syncthreads();
-    int t = -0x7fffffff - 1;
-    for (int i = 0; i < SMP_WARPS; i++) t = max(t, s[i]);
-    __syncthreads();
-    return t;
+    return smp_reduce(v, -0x7fffffff - 1, [](int a, int b) { return max(a, b); });
 }
 
 // Exclusive and inclusive prefix sums over threads in thread order, and the total. excl of thread t is

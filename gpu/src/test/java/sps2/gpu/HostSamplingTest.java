@@ -68,15 +68,7 @@ class HostSamplingTest {
         SamplingParams p = new SamplingParams(0.9f, 20, 0.95f, 0.01f, rnd.nextLong());
         try (CpuBackend b = new CpuBackend(2); LlamaModel m = new LlamaModel(b, w, null)) {
             int[] got = new Generator(m, 4).generate(prompt, 12, p, t -> false);
-            int[] want = new int[12];
-            try (Sequence s = new Sequence(m, prompt.length + 12, 4)) {
-                Sampler sampler = new Sampler(c.vocabSize());
-                float[] logits = s.forward(prompt);
-                for (int i = 0; i < want.length; i++) {
-                    want[i] = sampler.sample(logits, 0, c.vocabSize(), p, s.length());
-                    logits = s.forward(new int[] {want[i]});
-                }
-            }
+            int[] want = SamplingCases.hostSampled(m, prompt, 12, p, 4);
             assertArrayEquals(want, got);
         }
     }

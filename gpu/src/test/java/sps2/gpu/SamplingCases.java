@@ -141,4 +141,19 @@ public final class SamplingCases {
         }
         return r;
     }
+
+    /** The tokens of {@code steps} steps drawn on the host from {@link Sequence#forward}'s logits: what {@link Generator} must give. */
+    public static int[] hostSampled(LlamaModel m, int[] prompt, int steps, SamplingParams p, int blockSize) {
+        int vocab = m.config().vocabSize();
+        int[] want = new int[steps];
+        try (Sequence s = new Sequence(m, prompt.length + steps, blockSize)) {
+            sps2.model.sampler.Sampler sampler = new sps2.model.sampler.Sampler(vocab);
+            float[] logits = s.forward(prompt);
+            for (int i = 0; i < steps; i++) {
+                want[i] = sampler.sample(logits, 0, vocab, p, s.length());
+                logits = s.forward(new int[] {want[i]});
+            }
+        }
+        return want;
+    }
 }

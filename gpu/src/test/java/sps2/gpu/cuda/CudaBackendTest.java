@@ -8,10 +8,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.BlockAllocator;
@@ -25,24 +22,9 @@ import sps2.model.HostTensor;
  * with NaN before each run, so an unwritten element fails; the bound is ||out - ref|| / ||ref|| below 1e-2
  * where values are stored as bf16 and 1e-4 where the whole path is float32. Skipped without a GPU.
  */
-class CudaBackendTest {
+class CudaBackendTest extends CudaTestBase {
     private static final double BF16_TOL = 1e-2;
     private static final double F32_TOL = 1e-4;
-    private static CudaBackend be;
-    private final Random rnd = new Random(System.nanoTime());
-
-    @BeforeAll
-    static void open() {
-        if (!CudaBackend.isAvailable()) {
-            return;
-        }
-        be = new CudaBackend();
-    }
-
-    @BeforeEach
-    void needGpu() {
-        assumeTrue(be != null, () -> "No CUDA GPU here, skipping: " + CudaBackend.unavailableReason());
-    }
 
     @AfterAll
     static void close() {

@@ -1,12 +1,8 @@
 package sps2.gpu.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
@@ -21,37 +17,18 @@ import sps2.model.HostTensor;
  * The same ops on the CUDA backend (bf16 storage) and the CPU backend (float32) on fresh random inputs:
  * ||cuda - cpu|| / ||cpu|| below 1e-2, NaN never passes. Skipped without a GPU.
  */
-class CudaCpuParityTest {
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private final Random rnd = new Random(System.nanoTime());
-
-    @BeforeAll
-    static void open() {
-        if (!CudaBackend.isAvailable()) {
-            return;
-        }
-        gpu = new CudaBackend();
-        cpu = new CpuBackend(2);
-    }
-
-    @BeforeEach
-    void needGpu() {
-        assumeTrue(gpu != null, () -> "No CUDA GPU here, skipping: " + CudaBackend.unavailableReason());
-    }
+class CudaCpuParityTest extends CudaTestBase {
+    private static final CpuBackend cpu = new CpuBackend(2);
 
     @AfterAll
-    static void close() {
-        if (gpu != null) {
-            gpu.close();
-            cpu.close();
-        }
+    static void closeCpu() {
+        cpu.close();
     }
 
     /** One logical tensor on both backends. */
     private record Pair(Tensor g, Tensor c) {
         Tensor on(Backend b) {
-            return b == gpu ? g : c;
+            return b == be ? g : c;
         }
     }
 
@@ -64,29 +41,29 @@ class CudaCpuParityTest {
     }
 
     private Pair act(int rows, int cols, float[] v) {
-        Tensor g = gpu.allocate(rows, cols), c = cpu.allocate(rows, cols);
-        gpu.write(g, 0, v, 0, rows);
+        Tensor g = be.allocate(rows, cols), c = cpu.allocate(rows, cols);
+        be.write(g, 0, v, 0, rows);
         cpu.write(c, 0, v, 0, rows);
         return new Pair(g, c);
     }
 
     private Pair out(int rows, int cols, boolean f32) {
-        Tensor g = f32 ? gpu.allocateFloat(rows, cols) : gpu.allocate(rows, cols);
-        gpu.fill(g, Float.NaN);
+        Tensor g = f32 ? be.allocateFloat(rows, cols) : be.allocate(rows, cols);
+        be.fill(g, Float.NaN);
         return new Pair(g, cpu.allocateFloat(rows, cols));
     }
 
     private Pair weight(HostTensor w) {
-        return new Pair(gpu.upload(w), cpu.upload(w));
+        return new Pair(be.upload(w), cpu.upload(w));
     }
 
     private Pair ints(int[] v) {
-        return new Pair(gpu.upload(v), cpu.upload(v));
+        return new Pair(be.upload(v), cpu.upload(v));
     }
 
     private void same(Pair p, int rows, String what) {
         float[] a = new float[rows * p.g().cols()], b = new float[rows * p.c().cols()];
-        gpu.read(p.g(), 0, a, 0, rows);
+        be.read(p.g(), 0, a, 0, rows);
         cpu.read(p.c(), 0, b, 0, rows);
         double num = 0, den = 0;
         for (int i = 0; i < a.length; i++) {
@@ -114,21 +91,21 @@ class CudaCpuParityTest {
         }
         Pair tok = ints(ids), p = ints(pos);
         Pair x = out(n, dim, false);
-        for (Backend b : new Backend[] {gpu, cpu}) {
+        for (Backend b : new Backend[] {be, cpu}) {
             b.embed(x.on(b), emb.on(b), tok.on(b), n);
         }
         same(x, n, "embed");
 
         Pair norm = weight(HostTensor.ofFloats("norm", randn(dim, 1), dim));
         Pair xb = out(n, dim, false);
-        for (Backend b : new Backend[] {gpu, cpu}) {
+        for (Backend b : new Backend[] {be, cpu}) {
             b.rmsnorm(xb.on(b), x.on(b), norm.on(b), n, 1e-5f);
         }
         same(xb, n, "rmsnorm");
 
         Pair wq = weight(HostTensor.ofFloats("wq", randn(dim * dim, 1 / Math.sqrt(dim)), dim, dim));
         Pair q = out(n, dim, false);
-        for (Backend b : new Backend[] {gpu, cpu}) {
+        for (Backend b : new Backend[] {be, cpu}) {
             b.matmul(q.on(b), xb.on(b), wq.on(b), n);
         }
         same(q, n, "matmul");
@@ -138,13 +115,13 @@ class CudaCpuParityTest {
             inv[j] = (float) Math.pow(10000, -2.0 * j / hs);
         }
         Pair f = weight(HostTensor.ofFloats("inv", inv, hs / 2));
-        for (Backend b : new Backend[] {gpu, cpu}) {
+        for (Backend b : new Backend[] {be, cpu}) {
             b.rope(q.on(b), heads, hs, p.on(b), f.on(b), n);
         }
         same(q, n, "rope");
 
         Pair g = act(n, hidden, randn(n * hidden, 2)), u = act(n, hidden, randn(n * hidden, 1)), h = out(n, hidden, false);
-        for (Backend b : new Backend[] {gpu, cpu}) {
+        for (Backend b : new Backend[] {be, cpu}) {
             b.swiglu(h.on(b), g.on(b), u.on(b), n);
             b.add(x.on(b), xb.on(b), n);
         }
@@ -165,7 +142,7 @@ class CudaCpuParityTest {
             qStart[s] = rows;
             rows += qLen[s];
         }
-        KvPool gp = gpu.allocateKvPool(1, kvDim, 64, bs), cp = cpu.allocateKvPool(1, kvDim, 64, bs);
+        KvPool gp = be.allocateKvPool(1, kvDim, 64, bs), cp = cpu.allocateKvPool(1, kvDim, 64, bs);
         for (int s = 0; s < qLen.length; s++) {
             int[] slots = new int[kvLen[s]];
             for (int t = 0; t < kvLen[s]; t++) {
@@ -173,14 +150,14 @@ class CudaCpuParityTest {
             }
             Pair k = act(kvLen[s], kvDim, randn(kvLen[s] * kvDim, 1)), v = act(kvLen[s], kvDim, randn(kvLen[s] * kvDim, 1));
             Pair sl = ints(slots);
-            gpu.kvWrite(gp, 0, k.g(), v.g(), sl.g(), kvLen[s]);
+            be.kvWrite(gp, 0, k.g(), v.g(), sl.g(), kvLen[s]);
             cpu.kvWrite(cp, 0, k.c(), v.c(), sl.c(), kvLen[s]);
         }
         AttentionBatch batch = new AttentionBatch(qStart, qLen, kvLen, tables);
         Pair q = act(rows, nHeads * d, randn(rows * nHeads * d, 1));
         Pair o = out(rows, nHeads * d, false), l = out(rows, nHeads, true);
-        try (AttentionBatch.Prepared pg = gpu.prepare(batch); AttentionBatch.Prepared pc = cpu.prepare(batch)) {
-            gpu.attention(o.g(), l.g(), q.g(), gp, 0, pg, nHeads, nKv, d);
+        try (AttentionBatch.Prepared pg = be.prepare(batch); AttentionBatch.Prepared pc = cpu.prepare(batch)) {
+            be.attention(o.g(), l.g(), q.g(), gp, 0, pg, nHeads, nKv, d);
             cpu.attention(o.c(), l.c(), q.c(), cp, 0, pc, nHeads, nKv, d);
         }
         same(o, rows, "paged attention out");
@@ -190,12 +167,12 @@ class CudaCpuParityTest {
         int[] lens = {90, 33};
         Pair ck = act(nKv * maxLen, d, randn(nKv * maxLen * d, 1)), cv = act(nKv * maxLen, d, randn(nKv * maxLen * d, 1));
         Pair o2 = out(rows, nHeads * d, false), l2 = out(rows, nHeads, true);
-        gpu.attention(o2.g(), l2.g(), q.g(), rows, new CompactKv(ck.g(), cv.g(), maxLen, lens), nHeads, nKv, d);
+        be.attention(o2.g(), l2.g(), q.g(), rows, new CompactKv(ck.g(), cv.g(), maxLen, lens), nHeads, nKv, d);
         cpu.attention(o2.c(), l2.c(), q.c(), rows, new CompactKv(ck.c(), cv.c(), maxLen, lens), nHeads, nKv, d);
         same(o2, rows, "compact attention out");
         same(l2, rows, "compact attention lse");
 
-        gpu.mergeAttention(o.g(), l.g(), o2.g(), l2.g(), rows, nHeads, d);
+        be.mergeAttention(o.g(), l.g(), o2.g(), l2.g(), rows, nHeads, d);
         cpu.mergeAttention(o.c(), l.c(), o2.c(), l2.c(), rows, nHeads, d);
         same(o, rows, "merged out");
         same(l, rows, "merged lse");

@@ -3,12 +3,9 @@ package sps2.gpu.cuda;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import sps2.gpu.PendingRead;
 import sps2.gpu.Tensor;
@@ -20,21 +17,7 @@ import sps2.model.HostTensor;
  * device and copied on a copy stream. Payloads are compared byte for byte with what was written. Skipped
  * without a GPU.
  */
-class CudaExchangeTest {
-    private static CudaBackend be;
-    private final Random rnd = new Random(System.nanoTime());
-
-    @BeforeAll
-    static void open() {
-        if (CudaBackend.isAvailable()) {
-            be = new CudaBackend();
-        }
-    }
-
-    @BeforeEach
-    void needGpu() {
-        assumeTrue(be != null, () -> "No CUDA GPU here, skipping: " + CudaBackend.unavailableReason());
-    }
+class CudaExchangeTest extends CudaTestBase {
 
     @AfterAll
     static void close() {

@@ -4,18 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Arrays;
-import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import sps2.gpu.Generator;
 import sps2.gpu.LlamaModel;
 import sps2.gpu.SamplingCases;
-import sps2.gpu.Sequence;
 import sps2.gpu.Tensor;
 import sps2.gpu.TestModels;
 import sps2.model.ModelConfig;
@@ -30,23 +25,8 @@ import sps2.model.sampler.SamplingParams;
  * {@link CudaBackend#sample} (with the host fallback) on every row. Invalid rows: the kernel marks them and sample() raises the Sampler's error for the first one (the
  * whole call fails, as the host default does); the other rows of the batch are unaffected. Skipped without a GPU.
  */
-class CudaSamplingTest {
+class CudaSamplingTest extends CudaTestBase {
     private static final int[] VOCABS = {512, 1001, 32000, 128256};
-    private static CudaBackend be;
-    private final Random rnd = new Random(System.nanoTime());
-
-    @BeforeAll
-    static void open() {
-        if (!CudaBackend.isAvailable()) {
-            return;
-        }
-        be = new CudaBackend();
-    }
-
-    @BeforeEach
-    void needGpu() {
-        assumeTrue(be != null, () -> "No CUDA GPU here, skipping: " + CudaBackend.unavailableReason());
-    }
 
     @AfterAll
     static void close() {
@@ -196,15 +176,7 @@ class CudaSamplingTest {
         SamplingParams p = new SamplingParams(1.1f, 0, 0.9f, 0f, rnd.nextLong());
         try (LlamaModel m = new LlamaModel(be, w, null)) {
             int[] got = new Generator(m, 8).generate(prompt, 20, p, t -> false);
-            int[] want = new int[20];
-            try (Sequence s = new Sequence(m, prompt.length + 20, 8)) {
-                Sampler sampler = new Sampler(c.vocabSize());
-                float[] logits = s.forward(prompt);
-                for (int i = 0; i < want.length; i++) {
-                    want[i] = sampler.sample(logits, 0, c.vocabSize(), p, s.length());
-                    logits = s.forward(new int[] {want[i]});
-                }
-            }
+            int[] want = SamplingCases.hostSampled(m, prompt, 20, p, 8);
             assertArrayEquals(want, got);
         }
     }
