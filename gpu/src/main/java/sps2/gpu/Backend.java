@@ -135,6 +135,14 @@ public interface Backend extends AutoCloseable {
         return HostSampling.sample(this, logits, n, params, positions);
     }
 
+    /**
+     * Marks the calling thread's work as latency-critical (decode iterations), to be preferred over other
+     * threads' work on the same device (long prefills). The CUDA backend gives the thread's streams the
+     * greatest priority; backends without such a notion ignore it.
+     */
+    default void preferLatency() {
+    }
+
     /** Waits until all work issued so far has finished. */
     void sync();
 

@@ -106,7 +106,9 @@ public final class Sps2Job {
                     : DataStreamUtils.reinterpretAsKeyedStream(stream, m -> shardKeys[m.targetShard], Types.INT);
             String what = s == 0 ? "embed, project layer 0" : s == layers ? "finish layer " + (s - 1) + ", sample"
                     : "finish layer " + (s - 1) + ", project layer " + s;
-            stage = in.process(new LayerStage(settings, s, layers, shardKeys))
+            // The decode pipeline of sps2 mode shares the devices with the prefill pipeline: its work goes first.
+            boolean latencyCritical = !settings.sarathi() && prefix.isEmpty();
+            stage = in.process(new LayerStage(settings, s, layers, shardKeys, latencyCritical))
                     .returns(StageMsg.class)
                     .uid(prefix + "stage-" + s)
                     .name(prefix + "stage " + s + ": " + what)

@@ -21,7 +21,10 @@ import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuModuleUnload;
+import static jcuda.driver.JCudaDriver.cuCtxGetStreamPriorityRange;
 import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamCreateWithPriority;
+import static jcuda.driver.JCudaDriver.cuStreamGetPriority;
 import static jcuda.driver.JCudaDriver.cuStreamDestroy;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 import static jcuda.driver.JCudaDriver.cuStreamWaitEvent;
@@ -126,6 +129,7 @@ public final class CudaBackend implements Backend {
     private final Set<CUdeviceptr> exact = Collections.newSetFromMap(new IdentityHashMap<>());
     private final List<CUstream> streams = new ArrayList<>();
     private final ThreadLocal<CUstream> threadStream = new ThreadLocal<>();
+    private final ThreadLocal<Boolean> latencyCritical = ThreadLocal.withInitial(() -> false);
     private volatile boolean closed;
     private final boolean hopper;
     private boolean pairGemm;
@@ -364,14 +368,61 @@ public final class CudaBackend implements Backend {
         }
         CUstream s = threadStream.get();
         if (s == null) {
-            s = new CUstream();
-            cuStreamCreate(s, CUstream_flags.CU_STREAM_NON_BLOCKING);
+            s = newStream();
             threadStream.set(s);
-            synchronized (streams) {
-                streams.add(s);
-            }
         }
         return s;
+    }
+
+    /** A stream for the calling thread: the device's greatest priority for latency-critical threads ({@link #preferLatency}). */
+    private CUstream newStream() {
+        CUstream s = new CUstream();
+        if (latencyCritical.get()) {
+            int[] least = {0};
+            int[] greatest = {0};
+            cuCtxGetStreamPriorityRange(least, greatest);
+            cuStreamCreateWithPriority(s, CUstream_flags.CU_STREAM_NON_BLOCKING, greatest[0]);
+        } else {
+            cuStreamCreate(s, CUstream_flags.CU_STREAM_NON_BLOCKING);
+        }
+        synchronized (streams) {
+            streams.add(s);
+        }
+        return s;
+    }
+
+    /**
+     * The calling thread's work is latency-critical (decode steps): its streams get the device's greatest
+     * priority, so when a long prefill runs on another thread's stream of the same GPU, the block scheduler
+     * starts this thread's kernels' blocks first. Work already issued by this thread is finished first.
+     */
+    @Override
+    public void preferLatency() {
+        if (latencyCritical.get()) {
+            return;
+        }
+        latencyCritical.set(true);
+        CUstream old = threadStream.get();
+        if (old != null) {
+            cuStreamSynchronize(old);
+            threadStream.remove();
+        }
+        CUstream oldCopy = copyStreams.get();
+        if (oldCopy != null) {
+            cuStreamSynchronize(oldCopy);
+            copyStreams.remove();
+        }
+        int[] priority = {0};
+        cuStreamGetPriority(stream(), priority);
+        LOG.info("Thread {} issues latency-critical work on CUDA device {}: its stream has priority {}.", Thread.currentThread().getName(),
+                ordinal, priority[0]);
+    }
+
+    /** The priority of the calling thread's stream (lower numbers run first). */
+    int streamPriority() {
+        int[] priority = {0};
+        cuStreamGetPriority(stream(), priority);
+        return priority[0];
     }
 
     @Override
@@ -768,12 +819,8 @@ public final class CudaBackend implements Backend {
         stream();
         CUstream s = copyStreams.get();
         if (s == null) {
-            s = new CUstream();
-            cuStreamCreate(s, CUstream_flags.CU_STREAM_NON_BLOCKING);
+            s = newStream();
             copyStreams.set(s);
-            synchronized (streams) {
-                streams.add(s);
-            }
         }
         return s;
     }

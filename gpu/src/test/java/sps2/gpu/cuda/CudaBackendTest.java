@@ -286,6 +286,20 @@ class CudaBackendTest extends CudaTestBase {
         checkMatmul(7, 33, 31, "simple", 0);
     }
 
+    @Test
+    void latencyCriticalThreadsGetTheGreatestStreamPriority() throws Exception {
+        int normal = be.streamPriority();
+        int[] critical = {normal};
+        Thread t = new Thread(() -> {
+            be.preferLatency();
+            critical[0] = be.streamPriority();
+            checkMatmul(40, 96, 64, null, 0); // and its work still computes the same
+        });
+        t.start();
+        t.join();
+        assertTrue(critical[0] < normal, "a decode thread's stream must outrank the others: " + critical[0] + " vs " + normal);
+    }
+
     // ---- KV pool and attention ----
 
     @Test

@@ -63,6 +63,7 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
     private final int stage;
     private final int layers;
     private final int[] shardKeys;
+    private final boolean latencyCritical;
 
     private transient ShardRuntime runtime;
     private transient int shard;
@@ -82,17 +83,25 @@ public final class LayerStage extends KeyedProcessFunction<Integer, StageMsg, St
         int nextPeer;
     }
 
-    public LayerStage(JobSettings settings, int stage, int layers, int[] shardKeys) {
+    /**
+     * @param latencyCritical whether this operator runs decode iterations beside a separate prefill pipeline on
+     *     the same devices (sps2 mode): its device work is then preferred ({@link Backend#preferLatency})
+     */
+    public LayerStage(JobSettings settings, int stage, int layers, int[] shardKeys, boolean latencyCritical) {
         this.settings = settings;
         this.stage = stage;
         this.layers = layers;
         this.shardKeys = shardKeys;
+        this.latencyCritical = latencyCritical;
     }
 
     @Override
     public void open(OpenContext ctx) {
         shard = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
         runtime = ShardRuntime.acquire(settings, shard, getRuntimeContext().getTaskInfo().getAttemptNumber());
+        if (latencyCritical) {
+            runtime.backend().preferLatency();
+        }
         csa = CsaPolicy.parse(settings.csa());
         pending = new HashMap<>();
         onDevice = new HashSet<>();
