@@ -290,13 +290,21 @@ class CudaBackendTest extends CudaTestBase {
     void latencyCriticalThreadsGetTheGreatestStreamPriority() throws Exception {
         int normal = be.streamPriority();
         int[] critical = {normal};
+        Throwable[] failed = {null};
         Thread t = new Thread(() -> {
-            be.preferLatency();
-            critical[0] = be.streamPriority();
-            checkMatmul(40, 96, 64, null, 0); // and its work still computes the same
+            try {
+                be.preferLatency();
+                critical[0] = be.streamPriority();
+                checkMatmul(40, 96, 64, null, 0); // and its work still computes the same
+            } catch (Throwable e) {
+                failed[0] = e;
+            }
         });
         t.start();
         t.join();
+        if (failed[0] != null) {
+            throw new AssertionError("the latency-critical thread failed", failed[0]);
+        }
         assertTrue(critical[0] < normal, "a decode thread's stream must outrank the others: " + critical[0] + " vs " + normal);
     }
 
