@@ -45,7 +45,6 @@ import sps2.operators.JobSettings;
                 + "in-JVM Kafka broker and an embedded Flink cluster, in sps2 mode, Sarathi mode or both, and report TTFT, TBT, TPOT, "
                 + "end-to-end latency, throughput and goodput (per-request CSV, JSON summary, PNG charts and an HTML page).")
 public final class BenchCommand implements Callable<Integer> {
-    static final String DEFAULT_MODEL = "models/stories260K.gguf";
 
     @Option(names = "--trace", required = true, description = "Trace file (JSONL in the Mooncake format).")
     Path trace;
@@ -59,7 +58,7 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--sarathi-workers", description = "Workers of Sarathi mode (default: the SP degree, so both modes get the same hardware).")
     Integer sarathiWorkers;
 
-    @Option(names = "--model", description = "Model checkpoint (default: ../shared/" + DEFAULT_MODEL + " when it exists).")
+    @Option(names = "--model", description = "Model checkpoint (default: ../shared/" + DefaultModel.RELATIVE + " when it exists).")
     Path model;
 
     @Option(names = "--tokenizer", description = "Tokenizer file, when the model does not carry one and none lies beside it.")
@@ -260,23 +259,10 @@ public final class BenchCommand implements Callable<Integer> {
             }
             return model;
         }
-        List<Path> candidates = new ArrayList<>();
-        String shared = System.getenv("SPS2_SHARED");
-        if (shared != null) {
-            candidates.add(Path.of(shared, DEFAULT_MODEL));
-        }
-        String root = System.getProperty("sps2.root");
-        if (root != null) {
-            candidates.add(Path.of(root).resolve("../shared").resolve(DEFAULT_MODEL).normalize());
-        }
-        candidates.add(Path.of("../shared").resolve(DEFAULT_MODEL));
-        for (Path p : candidates) {
-            if (Files.exists(p)) {
-                System.err.println("Using the default model " + p + " (give --model to choose another).");
-                return p;
-            }
-        }
-        throw new UserException("Give --model: there is no default model at " + candidates.get(candidates.size() - 1) + ".");
+        Path p = DefaultModel.find().orElseThrow(() -> new UserException("Give --model: there is no default model at "
+                + DefaultModel.candidates().get(DefaultModel.candidates().size() - 1) + "."));
+        System.err.println("Using the default model " + p + " (give --model to choose another).");
+        return p;
     }
 
     private void describe(Workload w, int context) {

@@ -74,11 +74,14 @@ public final class DemoCommand implements Callable<Integer> {
         Logging.configure(verbose);
         String text = promptFile != null ? GenerateCommand.promptText(null, promptFile) : prompt;
         Path modelPath = model;
-        if (modelPath == null) {
+        if (modelPath == null && DefaultModel.find().isPresent()) {
+            modelPath = DefaultModel.find().get();
+            System.err.println("No --model given: using the pretrained " + modelPath + " (give --model to choose another).");
+        } else if (modelPath == null) {
             Path dir = Path.of(System.getProperty("sps2.root", "."), "job", "target", "demo-model");
             modelPath = DemoModel.ensure(dir);
-            System.err.println("No --model given: using a random-weight " + DemoModel.SHAPE + "-shaped model that sps2 wrote to " + dir
-                    + " (its text is gibberish; try --model ../shared/models/stories260K.gguf for a real one).");
+            System.err.println("No --model given and no shared " + DefaultModel.RELATIVE + " beside the checkout: using a random-weight "
+                    + DemoModel.SHAPE + "-shaped model that sps2 wrote to " + dir + " (its text is gibberish; every part of the serving path is real).");
         }
         ModelWeights weights = ModelLoader.load(modelPath);
         Tokenizer tokenizer = Tokenizers.forModel(modelPath, jobOptions.tokenizer, weights);
