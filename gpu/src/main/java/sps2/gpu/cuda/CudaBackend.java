@@ -107,6 +107,15 @@ public final class CudaBackend implements Backend {
      */
     static final GemmKernel WGMMA_PAIR = new GemmKernel("wgmma_128x256_pair", 128, 256, 256, 4 * (128 + 256) * 128);
 
+    /**
+     * wgmma kernels that are checked at start-up like the others but used only where named: {@link #WGMMA_PAIR},
+     * chosen for products with few tiles, and the "deep" variants (loads one stage further ahead), which the
+     * benchmark weighs against the default pipeline.
+     */
+    static final List<GemmKernel> WGMMA_OPTIONAL = List.of(WGMMA_PAIR,
+            new GemmKernel("wgmma_128x256_deep", 128, 256, 256, 4 * (128 + 256) * 128),
+            new GemmKernel("wgmma_128x256_pair_deep", 128, 256, 256, 4 * (128 + 256) * 128));
+
     static final List<GemmKernel> GEMMS = List.of(
             new GemmKernel("gemm_128x256", 128, 256, 256, 3 * (128 + 256) * 128),
             new GemmKernel("gemm_256x128", 256, 128, 256, 3 * (256 + 128) * 128),
@@ -132,7 +141,7 @@ public final class CudaBackend implements Backend {
     private final ThreadLocal<Boolean> latencyCritical = ThreadLocal.withInitial(() -> false);
     private volatile boolean closed;
     private final boolean hopper;
-    private boolean pairGemm;
+    private final List<GemmKernel> optionalGemms = new ArrayList<>();
 
     // ---- availability ----
 
@@ -243,7 +252,7 @@ public final class CudaBackend implements Backend {
             CUmodule module = new CUmodule();
             cuModuleLoadData(module, readPtx(m));
             modules.add(module);
-            for (GemmKernel g : java.util.stream.Stream.concat(WGMMAS.stream(), java.util.stream.Stream.of(WGMMA_PAIR)).toList()) {
+            for (GemmKernel g : java.util.stream.Stream.concat(WGMMAS.stream(), WGMMA_OPTIONAL.stream()).toList()) {
                 CUfunction fn = new CUfunction();
                 cuModuleGetFunction(fn, module, g.name());
                 cuFuncSetAttribute(fn, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, g.smem());
@@ -264,7 +273,7 @@ public final class CudaBackend implements Backend {
                 matmul(ref, xt, wt, mm, "gemm_128x128", 1);
                 float[] a = new float[mm * n], b = new float[mm * n];
                 read(ref, 0, a, 0, mm);
-                for (GemmKernel g : java.util.stream.Stream.concat(WGMMAS.stream(), java.util.stream.Stream.of(WGMMA_PAIR)).toList()) {
+                for (GemmKernel g : java.util.stream.Stream.concat(WGMMAS.stream(), WGMMA_OPTIONAL.stream()).toList()) {
                     fill(got, Float.NaN);
                     matmul(got, xt, wt, mm, g.name(), 1);
                     read(got, 0, b, 0, mm);
@@ -273,10 +282,11 @@ public final class CudaBackend implements Backend {
                         num += (a[i] - b[i]) * (double) (a[i] - b[i]);
                         den += a[i] * (double) a[i];
                     }
-                    if (g == WGMMA_PAIR) {
-                        pairGemm = num <= 1e-8 * den;
-                        if (!pairGemm) {
-                            LOG.warn("The cluster split-K GEMM kernel disagrees with the portable one (relative error {}); it stays unused.",
+                    if (WGMMA_OPTIONAL.contains(g)) {
+                        if (num <= 1e-8 * den) {
+                            optionalGemms.add(g);
+                        } else {
+                            LOG.warn("The GEMM kernel {} disagrees with the portable one (relative error {}); it stays unused.", g.name(),
                                     Math.sqrt(num / den));
                         }
                     } else if (!(num <= 1e-8 * den)) {
@@ -300,7 +310,12 @@ public final class CudaBackend implements Backend {
 
     /** Whether the cluster split-K GEMM passed its start-up check (it is chosen for prefill products with few tiles). */
     boolean pairGemm() {
-        return pairGemm;
+        return optionalGemms.contains(WGMMA_PAIR);
+    }
+
+    /** The optional wgmma kernels that passed the start-up check (for the benchmark's sweep). */
+    List<GemmKernel> optionalGemms() {
+        return List.copyOf(optionalGemms);
     }
 
     /** Whether the wgmma GEMM kernels are in use. */
@@ -314,8 +329,8 @@ public final class CudaBackend implements Backend {
         if (hopper) {
             all.addAll(WGMMAS);
         }
-        if (hopper && pairGemm) {
-            all.add(WGMMA_PAIR);
+        if (hopper) {
+            all.addAll(optionalGemms);
         }
         return all;
     }
@@ -958,7 +973,7 @@ public final class CudaBackend implements Backend {
         }
         GemmKernel g = gemmKernel(kernel);
         int kTiles = (k + 63) / 64;
-        if (g == WGMMA_PAIR) {
+        if (g.name().contains("_pair")) {
             launch(g.name(), blocks(nOut, g.bn()), blocks(n, g.bm()), 2, g.threads(), g.smem(), o.ptr(), o.dtype().code, null, xx.ptr(), ww.ptr(),
                     n, nOut, k, (kTiles + 1) / 2);
             return;
@@ -980,8 +995,7 @@ public final class CudaBackend implements Backend {
     }
 
     static GemmKernel gemmKernel(String name) {
-        for (GemmKernel g : java.util.stream.Stream.concat(java.util.stream.Stream.concat(GEMMS.stream(), WGMMAS.stream()),
-                java.util.stream.Stream.of(WGMMA_PAIR)).toList()) {
+        for (GemmKernel g : java.util.stream.Stream.of(GEMMS, WGMMAS, WGMMA_OPTIONAL).flatMap(List::stream).toList()) {
             if (g.name().equals(name)) {
                 return g;
             }
@@ -995,7 +1009,7 @@ public final class CudaBackend implements Backend {
      * small tiles plus split-K ({@link #chooseSplits}).
      */
     GemmKernel chooseGemm(int m, int n) {
-        if (m > 128 && pairGemm && 2L * blocks(m, WGMMA_PAIR.bm()) * blocks(n, WGMMA_PAIR.bn()) <= smCount) {
+        if (m > 128 && pairGemm() && 2L * blocks(m, WGMMA_PAIR.bm()) * blocks(n, WGMMA_PAIR.bn()) <= smCount) {
             return WGMMA_PAIR; // too few 128x256 tiles to fill the SMs: two blocks per tile, each half of K
         }
         if (m > 128) {

@@ -202,9 +202,8 @@ public final class CudaBench {
                 for (CudaBackend.GemmKernel g : be.hopperKernels() ? CudaBackend.WGMMAS : List.<CudaBackend.GemmKernel>of()) {
                     report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
                 }
-                if (be.hopperKernels()) {
-                    String pair = CudaBackend.WGMMA_PAIR.name();
-                    report(key + ":" + pair, time(() -> be.matmul(out, x, w, m, pair, 1)), flops, bytes);
+                for (CudaBackend.GemmKernel g : be.hopperKernels() ? be.optionalGemms() : List.<CudaBackend.GemmKernel>of()) {
+                    report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
                 }
                 x.close();
                 w.close();
