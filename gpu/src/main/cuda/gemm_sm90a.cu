@@ -39,7 +39,7 @@ __device__ __forceinline__ void wgmma_m64n128(float* d, uint64_t da, uint64_t db
         : "l"(da), "l"(db), "r"(1));
 }
 
-template <int BN, int STAGES, bool PAIR = false, bool DEEP = false>
+template <int BN, int STAGES, bool PAIR = false>
 __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __restrict__ ws, const bf16* __restrict__ A,
                                         const bf16* __restrict__ B, int M, int N, int K, int ktPer) {
     constexpr int BM = 128, BK = 64, THREADS = 256, NACC = BN / 2;
@@ -76,11 +76,10 @@ __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __
     for (int i = 0; i < NACC; i++) d[i] = 0.f;
 
 #pragma unroll
-    // Loads run LEAD stages ahead of the MMAs. Default: one wgmma group stays in flight across iterations, so
-    // the slot it reads cannot be refilled yet (LEAD = STAGES - 2). DEEP: every iteration waits for its own
-    // wgmma, which frees one more slot for loads in flight (LEAD = STAGES - 1): more bytes in flight per SM, at
-    // the price of a short tensor-core bubble per k-step.
-    constexpr int LEAD = DEEP ? STAGES - 1 : STAGES - 2;
+    // Loads run LEAD stages ahead of the MMAs: one wgmma group stays in flight across iterations, so the slot it
+    // reads cannot be refilled yet. (Waiting for each group instead, to load one stage further ahead, measured
+    // 15-40% slower: notes v9.)
+    constexpr int LEAD = STAGES - 2;
     for (int s = 0; s < LEAD; s++) {
         if (s < ktN) load_stage(s, s);
         cp_async_commit();
@@ -106,11 +105,7 @@ __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __
             }
         }
         wg_commit();
-        if constexpr (DEEP) {
-            wg_wait<0>();
-        } else {
-            wg_wait<1>();
-        }
+        wg_wait<1>();
     }
     wg_wait<0>();
 #pragma unroll
@@ -180,13 +175,3 @@ extern "C" __global__ void __cluster_dims__(1, 1, 2) __launch_bounds__(256, 1)
     gemm_wg<256, 4, true>(C, cdt, ws, A, B, M, N, K, ktPer);
 }
 
-// The same two kernels with loads one stage deeper (DEEP above), for the benchmark to weigh.
-extern "C" __global__ void __launch_bounds__(256, 1)
-    wgmma_128x256_deep(void* C, int cdt, float* ws, const bf16* A, const bf16* B, int M, int N, int K, int ktPer) {
-    gemm_wg<256, 4, false, true>(C, cdt, ws, A, B, M, N, K, ktPer);
-}
-
-extern "C" __global__ void __cluster_dims__(1, 1, 2) __launch_bounds__(256, 1)
-    wgmma_128x256_pair_deep(void* C, int cdt, float* ws, const bf16* A, const bf16* B, int M, int N, int K, int ktPer) {
-    gemm_wg<256, 4, true, true>(C, cdt, ws, A, B, M, N, K, ktPer);
-}
