@@ -75,11 +75,11 @@ __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __
 #pragma unroll
     for (int i = 0; i < NACC; i++) d[i] = 0.f;
 
-#pragma unroll
     // Loads run LEAD stages ahead of the MMAs: one wgmma group stays in flight across iterations, so the slot it
     // reads cannot be refilled yet. (Waiting for each group instead, to load one stage further ahead, measured
     // 15-40% slower: notes v9.)
     constexpr int LEAD = STAGES - 2;
+#pragma unroll
     for (int s = 0; s < LEAD; s++) {
         if (s < ktN) load_stage(s, s);
         cp_async_commit();
