@@ -121,17 +121,23 @@ __device__ int smp_max_i(int v) {
     return smp_reduce(v, -0x7fffffff - 1, [](int a, int b) { return max(a, b); });
 }
 
-// Exclusive and inclusive prefix sums over threads in thread order, and the total. excl of thread t is
-// bit-identical to incl of thread t-1 (same operands in the same order).
-__device__ void smp_scan_d(double v, double& excl, double& incl, double& total) {
-    __shared__ double s[SMP_WARPS];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    double x = v;
+// Inclusive prefix sum of x over the lanes of a warp, in lane order (the same operands in the same order
+// wherever it is used, so equal inputs give bit-identical sums).
+__device__ __forceinline__ double smp_warp_incl(double x, int lane) {
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
         double t = __shfl_up_sync(SMP_FULL, x, o);
         if (lane >= o) x += t;
     }
+    return x;
+}
+
+// Exclusive and inclusive prefix sums over threads in thread order, and the total. excl of thread t is
+// bit-identical to incl of thread t-1 (same operands in the same order).
+__device__ void smp_scan_d(double v, double& excl, double& incl, double& total) {
+    __shared__ double s[SMP_WARPS];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    double x = smp_warp_incl(v, lane);
     double prev = __shfl_up_sync(SMP_FULL, x, 1);
     if (lane == 31) s[warp] = x;
     __syncthreads();
@@ -411,12 +417,7 @@ __device__ SmpSel smp_select(const SmpRow& r, unsigned long long low, bool sum_m
                     for (int t0 = 0; t0 < m; t0 += 32) {
                         int i = t0 + lane;
                         double x = i < m ? (double)__uint_as_float((unsigned)(cand[i] >> 32)) : 0.0;
-                        double xi = x;
-#pragma unroll
-                        for (int o = 1; o < 32; o <<= 1) {
-                            double t = __shfl_up_sync(SMP_FULL, xi, o);
-                            if (lane >= o) xi += t;
-                        }
+                        double xi = smp_warp_incl(x, lane);
                         double xe = __shfl_up_sync(SMP_FULL, xi, 1);
                         if (lane == 0) xe = 0;
                         unsigned hits = __ballot_sync(SMP_FULL, i < m && run + xi >= target);
