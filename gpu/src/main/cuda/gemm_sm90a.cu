@@ -175,3 +175,124 @@ extern "C" __global__ void __cluster_dims__(1, 1, 2) __launch_bounds__(256, 1)
     gemm_wg<256, 4, true>(C, cdt, ws, A, B, M, N, K, ktPer);
 }
 
+
+// ---- TMA + warp-specialized variant ----
+// The kernels above spend their main loop issuing loads: every thread issues 12 cp.async of 16 bytes per
+// 48 KB stage, with their address arithmetic and a block barrier per k-step (notes v8, v9). Here one thread
+// copies each tile with the tensor memory accelerator (one instruction per operand tile, completion counted
+// on an mbarrier), and the two consumer warpgroups only wait, multiply and release the slot.
+// Warpgroup 0: producer (one thread). Warpgroups 1, 2: 64 rows each of the 128x256 tile.
+
+struct __align__(64) TmaDesc {
+    unsigned long long v[16];
+};
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, int bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+}
+
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, int parity) {
+    uint32_t done = 0;
+    while (!done) {
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(done)
+            : "r"(smem_u32(bar)), "r"(parity)
+            : "memory");
+    }
+}
+
+// Copies the box at (column c0, row c1) of the matrix described by map into shared memory at dst.
+__device__ __forceinline__ void tma_load_2d(void* dst, const TmaDesc* map, uint64_t* bar, int c0, int c1) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(smem_u32(dst)),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(smem_u32(bar))
+        : "memory");
+}
+
+extern "C" __global__ void __launch_bounds__(384, 1)
+    wgmma_tma_128x256(void* __restrict__ C, int cdt, const __grid_constant__ TmaDesc tmA, const __grid_constant__ TmaDesc tmB, int M, int N,
+                      int K) {
+    constexpr int BM = 128, BN = 256, BK = 64, STAGES = 4, NACC = BN / 2;
+    constexpr int STAGE_ELEMS = (BM + BN) * BK, STAGE_BYTES = STAGE_ELEMS * 2;
+    extern __shared__ __align__(1024) unsigned char tma_smem[];
+    bf16* smem = reinterpret_cast<bf16*>(tma_smem);
+    uint64_t* full = reinterpret_cast<uint64_t*>(tma_smem + STAGES * STAGE_BYTES);
+    uint64_t* empty = full + STAGES;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const int kTiles = (K + BK - 1) / BK;
+
+    if (tid == 0) {
+        for (int s = 0; s < STAGES; s++) {
+            mbar_init(&full[s], 1);
+            mbar_init(&empty[s], 2);  // one arrival per consumer warpgroup
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    if (wg == 0) {
+        if (tid == 0) {
+            for (int kt = 0; kt < kTiles; kt++) {
+                const int s = kt % STAGES;
+                if (kt >= STAGES) mbar_wait(&empty[s], ((kt / STAGES) - 1) & 1);
+                bf16* sA = smem + s * STAGE_ELEMS;
+                bf16* sB = sA + BM * BK;
+                mbar_expect_tx(&full[s], STAGE_BYTES);
+                tma_load_2d(sA, &tmA, &full[s], kt * BK, m0);
+                tma_load_2d(sB, &tmB, &full[s], kt * BK, n0);
+            }
+        }
+        return;
+    }
+
+    const int cw = wg - 1;  // consumer warpgroup: rows cw*64 .. cw*64+63 of the tile
+    float d[NACC];
+#pragma unroll
+    for (int i = 0; i < NACC; i++) d[i] = 0.f;
+    for (int kt = 0; kt < kTiles; kt++) {
+        const int s = kt % STAGES;
+        mbar_wait(&full[s], (kt / STAGES) & 1);
+        const bf16* sA = smem + s * STAGE_ELEMS + cw * 64 * BK;
+        const bf16* sB = smem + s * STAGE_ELEMS + BM * BK;
+        uint64_t da = smem_desc(sA), db = smem_desc(sB);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) wgmma_m64n256(d, da + 2 * kk, db + 2 * kk);
+        wg_commit();
+        wg_wait<1>();  // the previous k-step's group is done: its slot can be refilled
+        if (kt > 0 && (tid & 127) == 0) mbar_arrive(&empty[(kt - 1) % STAGES]);
+    }
+    wg_wait<0>();
+#pragma unroll
+    for (int i = 0; i < NACC; i++) reg_fence(d[i]);
+
+    const bool pairs = (N & 1) == 0;
+    const int rowBase = m0 + cw * 64 + (warp & 3) * 16 + (lane >> 2);
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+        int col = n0 + j * 8 + (lane & 3) * 2;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int row = rowBase + h * 8;
+            if (row >= M) continue;
+            float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
+            long at = (long)row * N + col;
+            if (cdt == DT_BF16 && pairs && col + 1 < N) {
+                *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(C) + at) = pack_bf16x2(v0, v1);
+            } else {
+                if (col < N) stf(C, cdt, at, v0);
+                if (col + 1 < N) stf(C, cdt, at + 1, v1);
+            }
+        }
+    }
+}

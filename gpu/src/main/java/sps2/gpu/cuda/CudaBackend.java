@@ -112,7 +112,8 @@ public final class CudaBackend implements Backend {
      * where chosen by name or by a rule: {@link #WGMMA_PAIR} for products with few tiles. Variants under
      * measurement go here too, so that the tests and the benchmark cover them.
      */
-    static final List<GemmKernel> WGMMA_OPTIONAL = List.of(WGMMA_PAIR);
+    static final List<GemmKernel> WGMMA_OPTIONAL = List.of(WGMMA_PAIR,
+            new GemmKernel("wgmma_tma_128x256", 128, 256, 384, 4 * (128 + 256) * 128 + 64));
 
     static final List<GemmKernel> GEMMS = List.of(
             new GemmKernel("gemm_128x256", 128, 256, 256, 3 * (128 + 256) * 128),
@@ -272,6 +273,10 @@ public final class CudaBackend implements Backend {
                 float[] a = new float[mm * n], b = new float[mm * n];
                 read(ref, 0, a, 0, mm);
                 for (GemmKernel g : java.util.stream.Stream.concat(WGMMAS.stream(), WGMMA_OPTIONAL.stream()).toList()) {
+                    if (g.name().contains("_tma") && TensorMaps.unavailableReason() != null) {
+                        LOG.info("The TMA GEMM kernel stays unused: {}.", TensorMaps.unavailableReason());
+                        continue;
+                    }
                     fill(got, Float.NaN);
                     matmul(got, xt, wt, mm, g.name(), 1);
                     read(got, 0, b, 0, mm);
@@ -888,6 +893,8 @@ public final class CudaBackend implements Backend {
                 ps[i] = Pointer.to(new long[] {v});
             } else if (a instanceof Float v) {
                 ps[i] = Pointer.to(new float[] {v});
+            } else if (a instanceof byte[] v) {
+                ps[i] = Pointer.to(v); // a by-value struct parameter (a TMA descriptor)
             } else {
                 throw new IllegalArgumentException("Kernel argument of type " + a.getClass());
             }
@@ -971,6 +978,12 @@ public final class CudaBackend implements Backend {
         }
         GemmKernel g = gemmKernel(kernel);
         int kTiles = (k + 63) / 64;
+        if (g.name().contains("_tma")) {
+            byte[] mapA = TensorMaps.bf16Rows(xx.ptr(), n, k, g.bm(), 64);
+            byte[] mapB = TensorMaps.bf16Rows(ww.ptr(), nOut, k, g.bn(), 64);
+            launch(g.name(), blocks(nOut, g.bn()), blocks(n, g.bm()), 1, g.threads(), g.smem(), o.ptr(), o.dtype().code, mapA, mapB, n, nOut, k);
+            return;
+        }
         if (g.name().contains("_pair")) {
             launch(g.name(), blocks(nOut, g.bn()), blocks(n, g.bm()), 2, g.threads(), g.smem(), o.ptr(), o.dtype().code, null, xx.ptr(), ww.ptr(),
                     n, nOut, k, (kTiles + 1) / 2);
