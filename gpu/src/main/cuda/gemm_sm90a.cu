@@ -218,9 +218,11 @@ __device__ __forceinline__ void tma_load_2d(void* dst, const TmaDesc* map, uint6
         : "memory");
 }
 
-extern "C" __global__ void __launch_bounds__(384, 1)
-    wgmma_tma_128x256(void* __restrict__ C, int cdt, const __grid_constant__ TmaDesc tmA, const __grid_constant__ TmaDesc tmB, int M, int N,
-                      int K) {
+// PAIR: K split between the two blocks of a cluster (blockIdx.z), partial sums added through distributed
+// shared memory as in gemm_wg. Every thread, the producer's too, takes part in the cluster barriers.
+template <bool PAIR>
+__device__ __forceinline__ void gemm_tma(void* __restrict__ C, int cdt, const TmaDesc* tmA, const TmaDesc* tmB, int M, int N, int K,
+                                         int ktPer) {
     constexpr int BM = 128, BN = 256, BK = 64, STAGES = 4, NACC = BN / 2;
     constexpr int STAGE_ELEMS = (BM + BN) * BK, STAGE_BYTES = STAGE_ELEMS * 2;
     extern __shared__ __align__(1024) unsigned char tma_smem[];
@@ -229,7 +231,8 @@ extern "C" __global__ void __launch_bounds__(384, 1)
     uint64_t* empty = full + STAGES;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
-    const int kTiles = (K + BK - 1) / BK;
+    const int kt0 = PAIR ? blockIdx.z * ktPer : 0;
+    const int kTiles = max(0, min(ktPer, (K + BK - 1) / BK - kt0));  // this block's k-steps
 
     if (tid == 0) {
         for (int s = 0; s < STAGES; s++) {
@@ -248,9 +251,14 @@ extern "C" __global__ void __launch_bounds__(384, 1)
                 bf16* sA = smem + s * STAGE_ELEMS;
                 bf16* sB = sA + BM * BK;
                 mbar_expect_tx(&full[s], STAGE_BYTES);
-                tma_load_2d(sA, &tmA, &full[s], kt * BK, m0);
-                tma_load_2d(sB, &tmB, &full[s], kt * BK, n0);
+                tma_load_2d(sA, tmA, &full[s], (kt0 + kt) * BK, m0);
+                tma_load_2d(sB, tmB, &full[s], (kt0 + kt) * BK, n0);
             }
+        }
+        if constexpr (PAIR) {
+            cg::cluster_group cluster = cg::this_cluster();
+            cluster.sync();
+            cluster.sync();
         }
         return;
     }
@@ -275,6 +283,21 @@ extern "C" __global__ void __launch_bounds__(384, 1)
     wg_wait<0>();
 #pragma unroll
     for (int i = 0; i < NACC; i++) reg_fence(d[i]);
+    if constexpr (PAIR) {
+        cg::cluster_group cluster = cg::this_cluster();
+        float* part = reinterpret_cast<float*>(tma_smem);
+        const int ct = tid - 128;  // 0 .. 255 over both consumer warpgroups
+        cluster.sync();            // both blocks are past their main loops
+        if (cluster.block_rank() == 1) {
+            float* peer = cluster.map_shared_rank(part, 0);
+#pragma unroll
+            for (int i = 0; i < NACC; i++) peer[i * 256 + ct] = d[i];
+        }
+        cluster.sync();  // block 1's partial sums are in block 0
+        if (cluster.block_rank() == 1) return;
+#pragma unroll
+        for (int i = 0; i < NACC; i++) d[i] += part[i * 256 + ct];
+    }
 
     const bool pairs = (N & 1) == 0;
     const int rowBase = m0 + cw * 64 + (warp & 3) * 16 + (lane >> 2);
@@ -295,4 +318,16 @@ extern "C" __global__ void __launch_bounds__(384, 1)
             }
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(384, 1)
+    wgmma_tma_128x256(void* C, int cdt, const __grid_constant__ TmaDesc tmA, const __grid_constant__ TmaDesc tmB, int M, int N, int K,
+                      int ktPer) {
+    gemm_tma<false>(C, cdt, &tmA, &tmB, M, N, K, ktPer);
+}
+
+extern "C" __global__ void __cluster_dims__(1, 1, 2) __launch_bounds__(384, 1)
+    wgmma_tma_128x256_pair(void* C, int cdt, const __grid_constant__ TmaDesc tmA, const __grid_constant__ TmaDesc tmB, int M, int N,
+                           int K, int ktPer) {
+    gemm_tma<true>(C, cdt, &tmA, &tmB, M, N, K, ktPer);
 }

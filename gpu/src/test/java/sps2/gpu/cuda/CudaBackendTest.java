@@ -320,7 +320,11 @@ class CudaBackendTest extends CudaTestBase {
         assertTrue(be.hopperKernels(), "the wgmma GEMM passed its start-up check against the mma.sync kernel");
         checkMatmul(1000, 2048, 512, null, 0);
         assertTrue(be.pairGemm(), "the cluster split-K GEMM passed its start-up check");
-        assertEquals(CudaBackend.WGMMA_PAIR, be.chooseGemm(1000, 512), "few 128x256 tiles: the cluster split-K kernel is the default");
+        assertTrue(be.optionalGemms().containsAll(java.util.List.of(CudaBackend.WGMMA_TMA, CudaBackend.WGMMA_TMA_PAIR)),
+                "the TMA GEMMs passed their start-up check (this build has the TMA descriptor shim): " + be.optionalGemms());
+        assertEquals(CudaBackend.WGMMA_TMA, be.chooseGemm(4096, 2048), "prefill products use the TMA kernel");
+        assertEquals(CudaBackend.WGMMA_TMA_PAIR, be.chooseGemm(1000, 512), "few 128x256 tiles: the TMA kernel split over a cluster");
+        checkMatmul(300, 1024, 512, null, 0);
         checkMatmul(1000, 512, 1032, null, 0); // odd K tiles: the second block of each pair gets one fewer
     }
 
