@@ -12,7 +12,17 @@
 __device__ __forceinline__ long key_elem(const int* tables, int toff, int bs, int rowStride, int maxLen, int g, int D,
                                          int t) {
     if (tables != nullptr) {
-        long slot = (long)tables[toff + t / bs] * bs + t % bs;
+        // Block sizes are powers of two in practice: a shift and a mask instead of an integer division (the
+        // division cost every thread ~25 instructions per 16-byte chunk it loads).
+        int blk, within;
+        if ((bs & (bs - 1)) == 0) {
+            blk = t >> (__ffs(bs) - 1);
+            within = t & (bs - 1);
+        } else {
+            blk = t / bs;
+            within = t - blk * bs;
+        }
+        long slot = (long)tables[toff + blk] * bs + within;
         return slot * rowStride + (long)g * D;
     }
     return ((long)g * maxLen + t) * rowStride;
