@@ -1171,10 +1171,11 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. w8_s3_all: the
-     * fastest on the H100 at 8K and 32K (device call 8: 51% and 50% of torch SDPA, w8 48%; docs/gpu-notes.md v6).
+     * The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. w8_all: the
+     * fastest on the H100 at 8K and 32K once the paged K/V address lost its division (session 2, notes v12:
+     * 53.5% and 51.3% of torch SDPA, two-round means; w8_s3_all 52.2% / 49.7%).
      */
-    volatile String prefillVariant = "w8_s3_all";
+    volatile String prefillVariant = "w8_all";
 
     private PrefillKernel prefillKernel(int d) {
         for (PrefillKernel k : PREFILLS) {
