@@ -39,6 +39,55 @@ __device__ __forceinline__ void wgmma_m64n128(float* d, uint64_t da, uint64_t db
         : "l"(da), "l"(db), "r"(1));
 }
 
+// Split-K over a cluster of two blocks (blockIdx.z = 0, 1: the two halves of K): block 1 adds its partial
+// sums into block 0's shared memory at part (free by then: both main loops are done), block 0 adds them to its
+// registers. Thread `slot` of `slots` holds the same elements in both blocks; layout [i][slot] so consecutive
+// threads touch consecutive words. Returns whether this block stores C (block 0). Every thread of both blocks
+// must take part in the two cluster barriers.
+template <int NACC>
+__device__ __forceinline__ bool pair_sum(float* d, float* part, int slot, int slots) {
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();  // both blocks are past their last read of the stage buffers
+    if (cluster.block_rank() == 1) {
+        float* peer = cluster.map_shared_rank(part, 0);
+#pragma unroll
+        for (int i = 0; i < NACC; i++) peer[i * slots + slot] = d[i];
+    }
+    cluster.sync();  // block 1's partial sums are visible in block 0
+    if (cluster.block_rank() == 1) return false;
+#pragma unroll
+    for (int i = 0; i < NACC; i++) d[i] += part[i * slots + slot];
+    return true;
+}
+
+// Stores one warp's share of a wgmma accumulator tile (64 rows per warpgroup, BN columns; this thread's rows
+// rowBase and rowBase + 8) to C, or as float32 into the split-K workspace ws when it is given.
+template <int BN>
+__device__ __forceinline__ void store_tile(void* C, int cdt, float* ws, const float* d, int rowBase, int n0, int M, int N, int lane) {
+    const bool pairs = (N & 1) == 0;
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+        int col = n0 + j * 8 + (lane & 3) * 2;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int row = rowBase + h * 8;
+            if (row >= M) continue;
+            float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
+            long at = (long)row * N + col;
+            if (ws != nullptr) {
+                float* w = ws + (long)blockIdx.z * M * N;
+                if (col < N) w[at] = v0;
+                if (col + 1 < N) w[at + 1] = v1;
+            } else if (cdt == DT_BF16 && pairs && col + 1 < N) {
+                *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(C) + at) = pack_bf16x2(v0, v1);
+            } else {
+                if (col < N) stf(C, cdt, at, v0);
+                if (col + 1 < N) stf(C, cdt, at + 1, v1);
+            }
+        }
+    }
+}
+
 template <int BN, int STAGES, bool PAIR = false>
 __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __restrict__ ws, const bf16* __restrict__ A,
                                         const bf16* __restrict__ B, int M, int N, int K, int ktPer) {
@@ -113,48 +162,10 @@ __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __
     cp_async_wait<0>();
 
     if constexpr (PAIR) {
-        // Split-K over a cluster of two blocks (blockIdx.z = 0, 1: the two halves of K). Block 1 adds its
-        // partial sums into block 0's shared memory (free now: both main loops are done), block 0 adds them
-        // to its registers and alone stores C. Same thread -> element map in both blocks; layout [i][thread]
-        // so that consecutive threads touch consecutive words.
-        cg::cluster_group cluster = cg::this_cluster();
-        float* part = reinterpret_cast<float*>(smem_raw);
-        cluster.sync();  // both blocks are past their last read of the stage buffers
-        if (cluster.block_rank() == 1) {
-            float* peer = cluster.map_shared_rank(part, 0);
-#pragma unroll
-            for (int i = 0; i < NACC; i++) peer[i * THREADS + tid] = d[i];
-        }
-        cluster.sync();  // block 1's partial sums are visible in block 0
-        if (cluster.block_rank() == 1) return;
-#pragma unroll
-        for (int i = 0; i < NACC; i++) d[i] += part[i * THREADS + tid];
+        if (!pair_sum<NACC>(d, reinterpret_cast<float*>(smem_raw), tid, THREADS)) return;
         ws = nullptr;
     }
-
-    const bool pairs = (N & 1) == 0;
-    const int rowBase = m0 + wg * 64 + (warp & 3) * 16 + (lane >> 2);
-#pragma unroll
-    for (int j = 0; j < BN / 8; j++) {
-        int col = n0 + j * 8 + (lane & 3) * 2;
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            int row = rowBase + h * 8;
-            if (row >= M) continue;
-            float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
-            long at = (long)row * N + col;
-            if (ws != nullptr) {
-                float* w = ws + (long)blockIdx.z * M * N;
-                if (col < N) w[at] = v0;
-                if (col + 1 < N) w[at + 1] = v1;
-            } else if (cdt == DT_BF16 && pairs && col + 1 < N) {
-                *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(C) + at) = pack_bf16x2(v0, v1);
-            } else {
-                if (col < N) stf(C, cdt, at, v0);
-                if (col + 1 < N) stf(C, cdt, at + 1, v1);
-            }
-        }
-    }
+    store_tile<BN>(C, cdt, ws, d, m0 + wg * 64 + (warp & 3) * 16 + (lane >> 2), n0, M, N, lane);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1)
@@ -256,6 +267,7 @@ __device__ __forceinline__ void gemm_tma(void* __restrict__ C, int cdt, const Tm
             }
         }
         if constexpr (PAIR) {
+            // the producer warpgroup takes part in pair_sum's two cluster barriers, then leaves
             cg::cluster_group cluster = cg::this_cluster();
             cluster.sync();
             cluster.sync();
@@ -284,40 +296,9 @@ __device__ __forceinline__ void gemm_tma(void* __restrict__ C, int cdt, const Tm
 #pragma unroll
     for (int i = 0; i < NACC; i++) reg_fence(d[i]);
     if constexpr (PAIR) {
-        cg::cluster_group cluster = cg::this_cluster();
-        float* part = reinterpret_cast<float*>(tma_smem);
-        const int ct = tid - 128;  // 0 .. 255 over both consumer warpgroups
-        cluster.sync();            // both blocks are past their main loops
-        if (cluster.block_rank() == 1) {
-            float* peer = cluster.map_shared_rank(part, 0);
-#pragma unroll
-            for (int i = 0; i < NACC; i++) peer[i * 256 + ct] = d[i];
-        }
-        cluster.sync();  // block 1's partial sums are in block 0
-        if (cluster.block_rank() == 1) return;
-#pragma unroll
-        for (int i = 0; i < NACC; i++) d[i] += part[i * 256 + ct];
+        if (!pair_sum<NACC>(d, reinterpret_cast<float*>(tma_smem), tid - 128, 256)) return;  // 256 consumer threads
     }
-
-    const bool pairs = (N & 1) == 0;
-    const int rowBase = m0 + cw * 64 + (warp & 3) * 16 + (lane >> 2);
-#pragma unroll
-    for (int j = 0; j < BN / 8; j++) {
-        int col = n0 + j * 8 + (lane & 3) * 2;
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            int row = rowBase + h * 8;
-            if (row >= M) continue;
-            float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
-            long at = (long)row * N + col;
-            if (cdt == DT_BF16 && pairs && col + 1 < N) {
-                *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(C) + at) = pack_bf16x2(v0, v1);
-            } else {
-                if (col < N) stf(C, cdt, at, v0);
-                if (col + 1 < N) stf(C, cdt, at + 1, v1);
-            }
-        }
-    }
+    store_tile<BN>(C, cdt, nullptr, d, m0 + cw * 64 + (warp & 3) * 16 + (lane >> 2), n0, M, N, lane);
 }
 
 extern "C" __global__ void __launch_bounds__(384, 1)
