@@ -121,6 +121,69 @@ public interface Backend extends AutoCloseable {
      */
     void write(Tensor dst, int dstRow, WireType type, byte[] src, int srcOffset, int rows);
 
+    // ---- device-side hand-off between shards of one host ----
+
+    /**
+     * Rows of {@code src} viewed as [rows * cols / width, width]: a new tensor [pieces.length, width] on this
+     * device with row i = piece {@code pieces[i]} of the source, gathered on the device (no host copy). This is
+     * how a shard packs the K/V rows its sparse-attention policy lets a later shard see.
+     */
+    Tensor gather(Tensor src, int width, int[] pieces);
+
+    /** Sets every element of {@code dst} to {@code value}. */
+    void fill(Tensor dst, float value);
+
+    /** Overwrites the first {@code values.length} values of an integer tensor (inputs of a {@link StepGraph}). */
+    void writeInts(Tensor dst, int[] values);
+
+    /**
+     * A marker after all the work the calling thread has issued so far; another thread waits for it with
+     * {@link #await(Fence)} before it reads what that work wrote. Backends whose calls finish before they
+     * return give {@link Fence#DONE}.
+     */
+    default Fence fence() {
+        return Fence.DONE;
+    }
+
+    /** Makes the calling thread's later work on this backend wait until the fence (of any backend of this host) has passed. */
+    default void await(Fence fence) {
+    }
+
+    /**
+     * Whether this backend's kernels can read {@code t} where it is: its own tensors, and on the CPU any host
+     * tensor. Tensors it cannot read come in through {@link #copyFrom}.
+     */
+    boolean holds(Tensor t);
+
+    /**
+     * A copy on this device of a tensor held by another backend of this host (another GPU: a device-to-device
+     * peer copy, never staged through the host), ordered after the calling thread's earlier work.
+     */
+    default Tensor copyFrom(Tensor src) {
+        throw new UnsupportedOperationException(name() + " cannot copy tensors from another device");
+    }
+
+    /**
+     * {@link #prepare(AttentionBatch)} reusing the device arrays of {@code reuse} when the batch has the same
+     * shape (sequences, rows, block-table sizes), so that a {@link StepGraph} recorded over {@code reuse} sees the
+     * new batch; otherwise {@code reuse} is closed and a new one made. Returns the prepared batch to use.
+     */
+    default AttentionBatch.Prepared prepare(AttentionBatch batch, AttentionBatch.Prepared reuse) {
+        if (reuse != null) {
+            reuse.close();
+        }
+        return prepare(batch);
+    }
+
+    /**
+     * Records the device work {@code work} issues on the calling thread as a {@link StepGraph}, or returns null
+     * when this backend cannot record (then the caller runs the work eagerly). The work is recorded, not
+     * executed: run it once eagerly before, and replay the graph for its effect.
+     */
+    default StepGraph capture(Runnable work) {
+        return null;
+    }
+
     // ---- sampling ----
 
     /**
@@ -133,6 +196,32 @@ public interface Backend extends AutoCloseable {
      */
     default int[] sample(Tensor logits, int n, SamplingParams[] params, int[] positions) {
         return HostSampling.sample(this, logits, n, params, positions);
+    }
+
+    /**
+     * Per-row sampling inputs for {@link #sampleRecorded} (rows of a recorded decode step), or null when this backend
+     * samples only through {@link #sample}. Refreshed in place by {@link #writeSampling} before each replay.
+     */
+    default Tensor allocateSampling(int rows) {
+        return null;
+    }
+
+    /** Writes the inputs of rows 0..n-1 (parameters, and the positions their draws depend on) into a {@link #allocateSampling} tensor. */
+    default void writeSampling(Tensor dst, SamplingParams[] params, int[] positions, int n) {
+        throw new UnsupportedOperationException(name() + " has no recordable sampling");
+    }
+
+    /**
+     * The device part of {@link #sample} as recordable work: writes into {@code ids} each row's token, or a negative
+     * code for a row the host must decide. {@link #takeSampled} reads them after the work has run.
+     */
+    default void sampleRecorded(Tensor ids, Tensor logits, int n, Tensor sampling) {
+        throw new UnsupportedOperationException(name() + " has no recordable sampling");
+    }
+
+    /** The tokens of the first n rows that {@link #sampleRecorded} wrote, with the rows it left to the host sampled there. */
+    default int[] takeSampled(Tensor ids, Tensor logits, int n, SamplingParams[] params, int[] positions) {
+        throw new UnsupportedOperationException(name() + " has no recordable sampling");
     }
 
     /**

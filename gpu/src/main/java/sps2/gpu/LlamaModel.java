@@ -146,8 +146,13 @@ public final class LlamaModel implements AutoCloseable {
         if (rows.length > ws.logitsCapacity) {
             throw new IllegalArgumentException("Asked for " + rows.length + " rows of logits; the workspace holds " + ws.logitsCapacity);
         }
-        for (int i = 0; i < rows.length; i++) {
-            backend.copyRows(ws.xb, i, ws.x, rows[i], 1);
+        for (int i = 0; i < rows.length;) {
+            int run = 1; // consecutive rows (every row of a decode batch) move in one copy
+            while (i + run < rows.length && rows[i + run] == rows[i] + run) {
+                run++;
+            }
+            backend.copyRows(ws.xb, i, ws.x, rows[i], run);
+            i += run;
         }
         backend.rmsnorm(ws.xb, ws.xb, finalNorm, rows.length, config.rmsEps());
         backend.matmul(ws.logits, ws.xb, output, rows.length);

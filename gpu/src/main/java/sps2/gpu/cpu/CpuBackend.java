@@ -135,6 +135,41 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    // ---- hand-off between shards: host memory that every CPU backend reads in place ----
+
+    @Override
+    public Tensor gather(Tensor src, int width, int[] pieces) {
+        CpuTensor s = f(src);
+        long count = (long) s.rows() * s.cols() / width;
+        float[] out = new float[Math.multiplyExact(pieces.length, width)];
+        for (int i = 0; i < pieces.length; i++) {
+            int p = pieces[i];
+            if (p < 0 || p >= count) {
+                throw new IllegalArgumentException("Piece " + p + " of width " + width + " is outside a [" + s.rows() + ", " + s.cols() + "] tensor");
+            }
+            System.arraycopy(s.data, p * width, out, i * width, width);
+        }
+        return new CpuTensor(out, pieces.length, width);
+    }
+
+    @Override
+    public void fill(Tensor dst, float value) {
+        java.util.Arrays.fill(f(dst).data, value);
+    }
+
+    @Override
+    public void writeInts(Tensor dst, int[] values) {
+        if (!(dst instanceof CpuIntTensor t) || t.data.length < values.length) {
+            throw new IllegalArgumentException("writeInts needs an integer tensor of this backend with room for " + values.length + " values");
+        }
+        System.arraycopy(values, 0, t.data, 0, values.length);
+    }
+
+    @Override
+    public boolean holds(Tensor t) {
+        return t instanceof CpuTensor || t instanceof CpuIntTensor;
+    }
+
     @Override
     public KvPool allocateKvPool(int layers, int kvDim, int blocks, int blockSize) {
         return new CpuKvPool(layers, kvDim, blocks, blockSize);
@@ -412,6 +447,11 @@ public final class CpuBackend implements Backend {
                 vis[i] = b.kvLen()[s] - b.qLen()[s] + unit[1] + i + 1;
             }
             int lseAt = (b.qStart()[s] + unit[1]) * nHeads + h;
+            if (b.kvLen()[s] == 0) { // a decode row whose request keeps no KV on this shard
+                java.util.Arrays.fill(o, qo[0], qo[0] + headSize, 0f);
+                l[lseAt] = Float.NEGATIVE_INFINITY;
+                return;
+            }
             attendBlock(qs, qo, vis, m, ks, vs, keyBase[s], (h / group) * headSize, headSize, scale, o, l, lseAt, nHeads);
         });
     }

@@ -1,6 +1,11 @@
 package sps2.gpu.cuda;
 
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceCanAccessPeer;
+import static jcuda.driver.JCudaDriver.cuGraphInstantiate;
+import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
+import static jcuda.driver.JCudaDriver.cuStreamBeginCapture;
+import static jcuda.driver.JCudaDriver.cuStreamEndCapture;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
@@ -49,6 +54,10 @@ import jcuda.driver.CUevent;
 import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
+import jcuda.driver.CUresult;
+import jcuda.driver.CUstreamCaptureMode;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
@@ -58,9 +67,11 @@ import org.slf4j.LoggerFactory;
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
 import sps2.gpu.CompactKv;
+import sps2.gpu.Fence;
 import sps2.gpu.HostSampling;
 import sps2.gpu.KvPool;
 import sps2.gpu.PendingRead;
+import sps2.gpu.StepGraph;
 import sps2.gpu.Tensor;
 import sps2.gpu.WireType;
 import sps2.model.DType;
@@ -488,8 +499,51 @@ public final class CudaBackend implements Backend {
 
     CudaTensor allocate(int rows, int cols, CudaTensor.DType dtype) {
         long bytes = Math.max((long) rows * cols * dtype.bytes, 1);
+        List<CUdeviceptr> arena = capturing.get();
+        if (arena != null) {
+            // Recording a graph: the memory belongs to the graph, whose replays write it (CudaStepGraph frees it).
+            CUdeviceptr p = new CUdeviceptr();
+            cuMemAlloc(p, bytes);
+            arena.add(p);
+            return new CudaTensor(this, p, rows, cols, dtype, bytes, CudaTensor.GRAPH_OWNED);
+        }
         CUdeviceptr p = pool.alloc(bytes, stream());
         return new CudaTensor(this, p, rows, cols, dtype, bytes, true);
+    }
+
+    /** While the calling thread records a graph ({@link #capture}): the scratch memory allocated for it. */
+    private final ThreadLocal<List<CUdeviceptr>> capturing = new ThreadLocal<>();
+
+    @Override
+    public StepGraph capture(Runnable work) {
+        CUstream s = stream();
+        List<CUdeviceptr> arena = new ArrayList<>();
+        CUgraph graph = new CUgraph();
+        capturing.set(arena);
+        cuStreamBeginCapture(s, CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED);
+        boolean ended = false;
+        try {
+            work.run();
+            cuStreamEndCapture(s, graph);
+            ended = true;
+            CUgraphExec exec = new CUgraphExec();
+            cuGraphInstantiate(exec, graph, 0);
+            return new CudaStepGraph(this, graph, exec, arena);
+        } catch (RuntimeException e) {
+            if (!ended) {
+                try {
+                    cuStreamEndCapture(s, graph);
+                } catch (RuntimeException ignored) {
+                    // the capture was already invalidated; the error that did it is the one to report
+                }
+            }
+            for (CUdeviceptr p : arena) {
+                cuMemFree(p);
+            }
+            throw e;
+        } finally {
+            capturing.remove();
+        }
     }
 
     @Override
@@ -508,7 +562,7 @@ public final class CudaBackend implements Backend {
     }
 
     void free(CUdeviceptr p, long capacity, boolean pooled) {
-        if (closed) {
+        if (closed || p == null) {
             return;
         }
         if (pooled) {
@@ -678,6 +732,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Sets every element of a float tensor to {@code value} (tests poison outputs with NaN). */
+    @Override
     public void fill(Tensor dst, float value) {
         CudaTensor d = t(dst);
         need(!d.isInt(), "fill() takes float tensors");
@@ -695,6 +750,87 @@ public final class CudaBackend implements Backend {
     @Override
     public AttentionBatch.Prepared prepare(AttentionBatch batch) {
         return new CudaPrepared(this, batch);
+    }
+
+    @Override
+    public AttentionBatch.Prepared prepare(AttentionBatch batch, AttentionBatch.Prepared reuse) {
+        if (reuse instanceof CudaPrepared p && p.owner() == this && p.update(batch)) {
+            return p;
+        }
+        if (reuse != null) {
+            reuse.close();
+        }
+        return prepare(batch);
+    }
+
+    @Override
+    public void writeInts(Tensor dst, int[] values) {
+        CudaTensor d = t(dst);
+        need(d.isInt() && (long) d.rows() * d.cols() >= values.length, "writeInts needs an integer tensor with room for " + values.length
+                + " values");
+        if (values.length > 0) {
+            stageIn(d.ptr(), 4L * values.length, b -> b.order(ByteOrder.nativeOrder()).asIntBuffer().put(values));
+        }
+    }
+
+    // ---- hand-off between shards of one host: events, device gathers, peer copies ----
+
+    @Override
+    public Fence fence() {
+        CUevent e = new CUevent();
+        cuEventCreate(e, CUevent_flags.CU_EVENT_DISABLE_TIMING);
+        cuEventRecord(e, stream());
+        return new CudaFence(e, this);
+    }
+
+    @Override
+    public void await(Fence fence) {
+        if (fence instanceof CudaFence f) {
+            cuStreamWaitEvent(stream(), f.event, 0);
+        } else if (fence != Fence.DONE) {
+            throw new IllegalArgumentException("The CUDA backend cannot wait for " + fence);
+        }
+    }
+
+    @Override
+    public boolean holds(Tensor t) {
+        return t instanceof CudaTensor c && c.owner() == this;
+    }
+
+    @Override
+    public Tensor gather(Tensor src, int width, int[] pieces) {
+        return pack(new Tensor[] {src}, width, pieces);
+    }
+
+    /** Peers whose memory this context may read directly (cuCtxEnablePeerAccess done), by device ordinal. */
+    private final Set<Integer> peers = Collections.synchronizedSet(new java.util.HashSet<>());
+
+    @Override
+    public Tensor copyFrom(Tensor src) {
+        CudaTensor s = t(src);
+        if (s.owner() == this) {
+            throw new IllegalArgumentException("copyFrom: the tensor is already on " + name());
+        }
+        CudaBackend from = s.owner();
+        CUstream st = stream();
+        if (peers.add(from.ordinal)) {
+            int[] can = {0};
+            cuDeviceCanAccessPeer(can, device, from.device);
+            if (can[0] == 1) {
+                int r = JCudaDriver.cuCtxEnablePeerAccess(from.context, 0);
+                if (r != CUresult.CUDA_SUCCESS && r != CUresult.CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED) {
+                    throw new IllegalStateException("cuCtxEnablePeerAccess from device " + ordinal + " to " + from.ordinal + " failed: "
+                            + CUresult.stringFor(r));
+                }
+                LOG.info("CUDA device {} reads device {}'s memory directly (peer access).", ordinal, from.ordinal);
+            } else {
+                LOG.warn("CUDA devices {} and {} have no peer access: the driver copies between them by another route.", ordinal,
+                        from.ordinal);
+            }
+        }
+        CudaTensor d = allocate(s.rows(), s.cols(), s.dtype());
+        cuMemcpyPeerAsync(d.ptr(), context, s.ptr(), from.context, s.bytes(), st);
+        return d;
     }
 
     // ---- exchange between shards ----
@@ -726,7 +862,30 @@ public final class CudaBackend implements Backend {
         need(sources.length > 0 && width > 0, "readAsync needs at least one source and a positive piece width");
         CudaTensor.DType dt = t(sources[0]).dtype();
         WireType type = wireType(sources[0]);
-        // one pass for the range (a message built per piece cost ~0.2 us each: 60 ms for a 25 MB read)
+        long total = (long) width * dt.bytes * pieces.length * sources.length;
+        need(total <= Integer.MAX_VALUE - 8, "readAsync: " + total + " bytes do not fit one host array");
+        CudaTensor packed = pack(sources, width, pieces);
+        CUstream s = stream();
+        CUevent ready = event();
+        cuEventRecord(ready, s);
+        CUstream copy = copyStream();
+        cuStreamWaitEvent(copy, ready, 0);
+        spare(ready);
+        PinnedPool.Buffer host = pinned.acquire(Math.max(total, 1));
+        if (total > 0) {
+            cuMemcpyDtoHAsync(host.ptr, packed.ptr(), total, copy);
+        }
+        CUevent done = event();
+        cuEventRecord(done, copy);
+        return new CudaRead(this, type, (int) total, packed, host, done);
+    }
+
+    /**
+     * Pieces {@code pieces} (of {@code width} elements) of each source, one after the other, gathered on this
+     * thread's stream into a new tensor [sources.length * pieces.length, width].
+     */
+    private CudaTensor pack(Tensor[] sources, int width, int[] pieces) {
+        CudaTensor.DType dt = t(sources[0]).dtype();
         int lo = Integer.MAX_VALUE;
         int hi = Integer.MIN_VALUE;
         for (int p : pieces) {
@@ -735,17 +894,16 @@ public final class CudaBackend implements Backend {
         }
         for (Tensor src : sources) {
             CudaTensor c = t(src);
-            need(c.dtype() == dt, "readAsync: the sources hold different element types (" + dt + " and " + c.dtype() + ")");
+            need(c.dtype() == dt, "gather: the sources hold different element types (" + dt + " and " + c.dtype() + ")");
             long count = (long) c.rows() * c.cols() / width;
             if (pieces.length > 0 && (lo < 0 || hi >= count)) {
-                throw new IllegalArgumentException("readAsync: piece " + (lo < 0 ? lo : hi) + " of width " + width + " is outside a [" + c.rows()
+                throw new IllegalArgumentException("gather: piece " + (lo < 0 ? lo : hi) + " of width " + width + " is outside a [" + c.rows()
                         + ", " + c.cols() + "] tensor");
             }
         }
         long pieceBytes = (long) width * dt.bytes;
         long perSource = pieces.length * pieceBytes;
         long total = perSource * sources.length;
-        need(total <= Integer.MAX_VALUE - 8, "readAsync: " + total + " bytes do not fit one host array");
         CUstream s = stream();
         CudaTensor packed = allocate(Math.max(1, sources.length * pieces.length), width, dt);
         if (total > 0) {
@@ -774,18 +932,7 @@ public final class CudaBackend implements Backend {
                 index.close();
             }
         }
-        CUevent ready = event();
-        cuEventRecord(ready, s);
-        CUstream copy = copyStream();
-        cuStreamWaitEvent(copy, ready, 0);
-        spare(ready);
-        PinnedPool.Buffer host = pinned.acquire(Math.max(total, 1));
-        if (total > 0) {
-            cuMemcpyDtoHAsync(host.ptr, packed.ptr(), total, copy);
-        }
-        CUevent done = event();
-        cuEventRecord(done, copy);
-        return new CudaRead(this, type, (int) total, packed, host, done);
+        return packed;
     }
 
     /** A {@link CudaRead} has landed: its device buffer, host buffer and event are free. */
@@ -980,6 +1127,9 @@ public final class CudaBackend implements Backend {
         GemmKernel g = gemmKernel(kernel);
         int kTiles = (k + 63) / 64;
         if (g.name().contains("_tma")) {
+            // cuTensorMapEncodeTiled needs this device's context current on the calling thread (CUresult 201 otherwise,
+            // seen on a shard thread whose first device call was this product).
+            stream();
             byte[] mapA = TensorMaps.bf16Rows(xx.ptr(), n, k, g.bm(), 64);
             byte[] mapB = TensorMaps.bf16Rows(ww.ptr(), nOut, k, g.bn(), 64);
             int halves = g.name().contains("_pair") ? 2 : 1;
@@ -1372,6 +1522,33 @@ public final class CudaBackend implements Backend {
             }
         }
         return ids;
+    }
+
+    @Override
+    public Tensor allocateSampling(int rows) {
+        return allocate(1, 6 * Math.max(rows, 1), CudaTensor.DType.I32);
+    }
+
+    @Override
+    public void writeSampling(Tensor dst, SamplingParams[] params, int[] positions, int n) {
+        writeInts(dst, sampleParams(n, params, positions));
+    }
+
+    @Override
+    public void sampleRecorded(Tensor ids, Tensor logits, int n, Tensor sampling) {
+        sampleOnDevice(t(ids), t(logits), n, t(sampling), 1f);
+    }
+
+    @Override
+    public int[] takeSampled(Tensor ids, Tensor logits, int n, SamplingParams[] params, int[] positions) {
+        int[] out = readInts(ids, n);
+        for (int i = 0; i < n; i++) {
+            if (out[i] < 0 || positions[i] < 0) {
+                hostSampledRows.increment();
+                out[i] = HostSampling.sampleRow(this, logits, i, params[i], positions[i]);
+            }
+        }
+        return out;
     }
 
     /** Rows that {@link #sample} handed to the host Sampler since this backend opened (logs and benchmarks). */

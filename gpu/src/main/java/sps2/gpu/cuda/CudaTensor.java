@@ -29,7 +29,25 @@ public final class CudaTensor implements Tensor {
     private final DType dtype;
     private final long capacity;
     private final boolean pooled;
+    private final boolean graphOwned;
+    /** {@link #CudaTensor(CudaBackend, CUdeviceptr, int, int, DType, long, Object)}'s mark for memory a recorded graph owns. */
+    static final Object GRAPH_OWNED = new Object();
     private boolean closed;
+
+    /** A tensor in memory that a recorded graph owns ({@link CudaBackend#capture}): closing it frees nothing. */
+    CudaTensor(CudaBackend owner, CUdeviceptr ptr, int rows, int cols, DType dtype, long capacity, Object graphOwned) {
+        if (graphOwned != GRAPH_OWNED) {
+            throw new IllegalArgumentException("Not a graph-owned mark");
+        }
+        this.owner = owner;
+        this.ptr = ptr;
+        this.rows = rows;
+        this.cols = cols;
+        this.dtype = dtype;
+        this.capacity = capacity;
+        this.pooled = false;
+        this.graphOwned = true;
+    }
 
     CudaTensor(CudaBackend owner, CUdeviceptr ptr, int rows, int cols, DType dtype, long capacity, boolean pooled) {
         this.owner = owner;
@@ -39,6 +57,7 @@ public final class CudaTensor implements Tensor {
         this.dtype = dtype;
         this.capacity = capacity;
         this.pooled = pooled;
+        this.graphOwned = false;
     }
 
     @Override
@@ -89,7 +108,9 @@ public final class CudaTensor implements Tensor {
     public synchronized void close() {
         if (!closed) {
             closed = true;
-            owner.free(ptr, capacity, pooled);
+            if (!graphOwned) {
+                owner.free(ptr, capacity, pooled);
+            }
         }
     }
 

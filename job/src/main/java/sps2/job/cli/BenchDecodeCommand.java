@@ -144,8 +144,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
             }
             double wall = median(aloneSteps.stream().filter(s -> !s.prefill()).mapToDouble(StepTimings.Step::wallMs).toArray());
             double compute = median(aloneSteps.stream().filter(s -> !s.prefill()).mapToDouble(StepTimings.Step::computeMs).toArray());
-            boolean crossShard = !settings.sarathi() && settings.shards() > 1;
-            int hops = crossShard ? config.nLayers() + 2 : 2;
+            int hops = sps2.job.Sps2Job.decodeStepHops(settings);
             StepTimings.clear(settings.runtimeId());
             return new Row(settings.mode(), settings.shards(), alone, during, ttft, wall, compute, hops);
         }

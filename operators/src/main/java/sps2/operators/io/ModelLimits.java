@@ -20,4 +20,10 @@ public record ModelLimits(int contextLength, int maxTokensCap, int vocabSize, Se
         }
         modelNames = Set.copyOf(modelNames);
     }
+
+    /** The limits a job with these settings serves a model of this configuration with. */
+    public static ModelLimits of(sps2.operators.JobSettings settings, sps2.model.ModelConfig config) {
+        return new ModelLimits(Math.min(settings.contextLength(), config.contextLength()), settings.maxTokensCap(), config.vocabSize(),
+                Set.of(settings.modelName()));
+    }
 }

@@ -54,4 +54,9 @@ public class SeqWork {
     public int rows() {
         return tokens.length;
     }
+
+    /** How the token after this step is drawn. */
+    public sps2.model.sampler.SamplingParams sampling() {
+        return new sps2.model.sampler.SamplingParams(temperature, topK, topP, minP, seed);
+    }
 }

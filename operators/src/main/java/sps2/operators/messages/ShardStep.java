@@ -7,6 +7,12 @@ public class ShardStep {
     /** Whether this is a prefill iteration (sequence-parallel exchange of K/V) or a decode iteration (exchange of partial attention). */
     public boolean prefill;
     public SeqWork[] seqs;
+    /**
+     * Decode: every shard taking part in the iteration, ascending. Each of them runs every row of the iteration
+     * (rows whose request keeps no KV on a shard attend to nothing there) and merges the members' partial
+     * attention results in this order, so that all of them hold the same activations after each layer.
+     */
+    public int[] members = new int[0];
     /** Requests that have finished since the last step sent to this shard: their KV state is dropped. */
     public String[] released = new String[0];
     /**

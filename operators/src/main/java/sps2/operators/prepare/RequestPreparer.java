@@ -36,22 +36,30 @@ public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitt
     public static final OutputTag<TokenEvent> ERRORS = new OutputTag<>("request-errors", TypeInformation.of(TokenEvent.class));
 
     private final JobSettings settings;
-    private final ModelLimits limits;
+    /** Given, or null: read from the model's header when the operator opens. */
+    private final ModelLimits givenLimits;
     private transient RequestValidator validator;
     private transient Tokenizer tokenizer;
     private transient Counter rejected;
     private transient Counter deadLetters;
 
+    /** Limits from the model, which the operator reads when it opens (not when the job graph is built). */
+    public RequestPreparer(JobSettings settings) {
+        this(settings, null);
+    }
+
     public RequestPreparer(JobSettings settings, ModelLimits limits) {
         this.settings = settings;
-        this.limits = limits;
+        this.givenLimits = limits;
     }
 
     @Override
     public void open(OpenContext ctx) {
-        validator = new RequestValidator(limits);
         Path model = Path.of(settings.modelPath());
-        tokenizer = Tokenizers.find(model, settings.tokenizerPath() == null ? null : Path.of(settings.tokenizerPath()), ModelLoader.load(model))
+        sps2.model.ModelWeights weights = ModelLoader.load(model);
+        ModelLimits limits = givenLimits != null ? givenLimits : ModelLimits.of(settings, weights.config());
+        validator = new RequestValidator(limits);
+        tokenizer = Tokenizers.find(model, settings.tokenizerPath() == null ? null : Path.of(settings.tokenizerPath()), weights)
                 .orElse(null);
         if (tokenizer == null) {
             LOG.info("The model {} has no tokenizer: requests must send prompt token ids, and stop strings cannot be used.", model);

@@ -10,9 +10,8 @@ import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
 
 /**
- * The device-side state of one shard's iteration while it travels through the stage operators: the
- * workspace holding the residual stream and attention results, and the step's uploaded index tensors.
- * Only a handle (the iteration id) crosses between the stages of the shard; this object stays put.
+ * The device-side state of one shard's iteration while the shard engine runs it: the workspace holding the
+ * residual stream and attention results, and the step's uploaded index tensors.
  */
 public final class IterationContext implements AutoCloseable {
     public final ShardStep step;
@@ -24,15 +23,6 @@ public final class IterationContext implements AutoCloseable {
     /** First row of each sequence of the step. */
     public final int[] rowStart;
     public final Map<String, Integer> seqIndex = new HashMap<>();
-    /**
-     * Own partial attention of the rows (decode with peers), kept apart so every shard merges in peer order:
-     * the outputs in the backend's wire type of ws.att, the lse in float32 (little-endian bytes).
-     */
-    public byte[] ownAttHost;
-    public byte[] ownLseHost;
-    public double computeSeconds;
-    public double waitSeconds;
-    public long bytesSent;
     public final long startedNanos = System.nanoTime();
     private final ShardRuntime runtime;
 

@@ -28,15 +28,25 @@ public final class ShardRuntime {
 
     private final String key;
     private final LoadedModel loaded;
+    private final LlamaModel model;
     private final KvPool pool;
     private final Map<Long, IterationContext> contexts = new ConcurrentHashMap<>();
     private final List<LlamaModel.Workspace> freeWorkspaces = new ArrayList<>();
     private int users;
 
-    private ShardRuntime(String key, LoadedModel loaded, KvPool pool) {
+    private ShardRuntime(String key, LoadedModel loaded, LlamaModel model, KvPool pool) {
         this.key = key;
         this.loaded = loaded;
+        this.model = model;
         this.pool = pool;
+    }
+
+    /**
+     * A runtime over a model and pool the caller owns and closes (the in-process sequence-parallel runner, tests):
+     * no registry, no tokenizer.
+     */
+    public static ShardRuntime standalone(LlamaModel model, KvPool pool) {
+        return new ShardRuntime("standalone", null, model, pool);
     }
 
     /**
@@ -51,7 +61,7 @@ public final class ShardRuntime {
                 LoadedModel m = LoadedModel.acquire(settings, Backends.deviceOf(settings.backend(), shard));
                 KvPool pool = m.backend().allocateKvPool(m.model().config().nLayers(), m.model().config().kvDim(),
                         settings.kvBlocks(), settings.blockSize());
-                r = new ShardRuntime(key, m, pool);
+                r = new ShardRuntime(key, m, m.model(), pool);
                 RUNTIMES.put(key, r);
             }
             r.users++;
@@ -76,15 +86,24 @@ public final class ShardRuntime {
     }
 
     public LlamaModel model() {
-        return loaded.model();
+        return model;
     }
 
     public Backend backend() {
-        return loaded.backend();
+        return model.backend();
     }
 
+    /** The shared model of a job's runtime (its tokenizer); null for a {@link #standalone} one. */
     public LoadedModel loaded() {
         return loaded;
+    }
+
+    /** Frees the workspaces this runtime keeps for reuse (a {@link #standalone} runtime, when its owner is done). */
+    public void closeWorkspaces() {
+        synchronized (freeWorkspaces) {
+            freeWorkspaces.forEach(LlamaModel.Workspace::close);
+            freeWorkspaces.clear();
+        }
     }
 
     public KvPool pool() {

@@ -35,7 +35,6 @@ import sps2.operators.feedback.FeedbackChannel;
 import sps2.operators.messages.Admitted;
 import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
-import sps2.operators.messages.StageMsg;
 import sps2.operators.messages.StepResult;
 import sps2.operators.placement.Segmenter;
 import sps2.schemas.FinishReason;
@@ -58,16 +57,15 @@ import sps2.schemas.TokenEvent;
  * the same next tokens because sampling depends only on (seed, position).
  */
 @SuppressWarnings("unchecked")
-public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
-        implements OneInputStreamOperator<Admitted, StageMsg>, Triggerable<Integer, VoidNamespace> {
+public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
+        implements OneInputStreamOperator<Admitted, ShardStep>, Triggerable<Integer, VoidNamespace> {
     private static final Logger LOG = LoggerFactory.getLogger(SchedulerOperator.class);
     public static final OutputTag<TokenEvent> REJECTIONS = new OutputTag<>("rejections", TypeInformation.of(TokenEvent.class));
-    /** sps2 mode: prefill iterations go to their own pipeline of stage operators, so decode never queues behind them. */
-    public static final OutputTag<StageMsg> PREFILL_STEPS = new OutputTag<>("prefill-steps", TypeInformation.of(StageMsg.class));
+    /** sps2 mode: prefill iterations go to their own pipeline of shard operators, so decode never queues behind them. */
+    public static final OutputTag<ShardStep> PREFILL_STEPS = new OutputTag<>("prefill-steps", TypeInformation.of(ShardStep.class));
     private static final long WATCHDOG_MS = 100;
 
     private final JobSettings settings;
-    private final ModelConfig config;
 
     private transient MapState<String, RequestState> requests;
     private transient InternalTimerService<VoidNamespace> timers;
@@ -89,9 +87,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     private transient long restoreIteration;
     private transient MailboxExecutor mailbox;
 
-    public SchedulerOperator(JobSettings settings, ModelConfig config) {
+    public SchedulerOperator(JobSettings settings) {
         this.settings = settings;
-        this.config = config;
     }
 
     @Override
@@ -111,6 +108,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         decodeOverheadMs = getMetricGroup().histogram("decodeStepOverheadMs", new org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram(1000));
         getMetricGroup().gauge("iterationsInFlight", () -> inFlightStats.size());
         released = new Map[] {new HashMap<>(), new HashMap<>()};
+        // the segment cost model needs the model's shape, read from its header here rather than when the graph is built
+        ModelConfig config = sps2.model.ModelLoader.load(java.nio.file.Path.of(settings.modelPath())).config();
         segmenter = new Segmenter(config, settings.minSegment());
         nextIteration = (System.nanoTime() & 0x7fffffffL) << 24;
         restoredStatePending = true;
@@ -386,38 +385,77 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         }
     }
 
-    /** sps2: one decode iteration with every decoding request; each request's peers all compute its row. */
+    /**
+     * sps2: one decode iteration with every decoding request. Every shard that holds KV of any of them (the
+     * members) runs every row, in the same order: a row whose request keeps no KV on a shard attends to nothing
+     * there. Each member merges all members' partial attention in member order, so all hold the same activations
+     * after each layer and the request's last segment samples.
+     */
     private void startDecode(List<Map.Entry<String, RequestState>> decoding) throws Exception {
         long iteration = nextIteration++;
-        Map<Integer, List<SeqWork>> perShard = new LinkedHashMap<>();
+        java.util.TreeSet<Integer> memberSet = new java.util.TreeSet<>();
+        List<Map.Entry<String, RequestState>> rows = new ArrayList<>();
+        List<Integer> appendAt = new ArrayList<>();
         for (Map.Entry<String, RequestState> e : decoding) {
             RequestState r = e.getValue();
-            int appendAt = appendPeer(r);
-            if (appendAt < 0) {
+            int at = appendPeer(r);
+            if (at < 0) {
                 finishWithError(e.getKey(), r, "The KV cache is full: no shard of this request has room for another token.");
                 continue;
             }
+            rows.add(e);
+            appendAt.add(at);
+            for (int p : r.peers) {
+                memberSet.add(p);
+            }
+        }
+        int[] members = memberSet.stream().mapToInt(Integer::intValue).toArray();
+        Map<Integer, List<SeqWork>> perShard = new LinkedHashMap<>();
+        for (int m : members) {
+            perShard.put(m, new ArrayList<>());
+        }
+        for (int k = 0; k < rows.size(); k++) {
+            Map.Entry<String, RequestState> e = rows.get(k);
+            RequestState r = e.getValue();
+            int at = appendAt.get(k);
             int pos = r.kvTotal();
             int last = r.generated[r.generated.length - 1];
-            for (int i = 0; i < r.peers.length; i++) {
+            for (int m : members) {
+                int i = indexOf(r.peers, m);
                 SeqWork w = baseWork(e.getKey(), r);
                 w.mode = SeqWork.DECODE;
                 w.tokens = new int[] {last};
                 w.startPos = pos;
-                w.kvBefore = r.kvTokens[i];
-                w.appendKv = i == appendAt;
-                w.blockTable = r.blockTables[i];
                 w.peers = r.peers;
                 w.peerIndex = i;
-                w.sample = i == r.peers.length - 1;
-                perShard.computeIfAbsent(r.peers[i], k -> new ArrayList<>()).add(w);
+                if (i >= 0) {
+                    w.kvBefore = r.kvTokens[i];
+                    w.appendKv = i == at;
+                    w.blockTable = r.blockTables[i];
+                    w.sample = i == r.peers.length - 1;
+                } else {
+                    w.kvBefore = 0;
+                    w.appendKv = false;
+                    w.blockTable = new int[0];
+                    w.sample = false;
+                }
+                perShard.get(m).add(w);
             }
-            r.kvTokens[appendAt]++;
+            r.kvTokens[at]++;
             r.stepInFlight = true;
-            r.lastAppendPeer = appendAt;
+            r.lastAppendPeer = at;
             requests.put(e.getKey(), r);
         }
-        issue(iteration, false, perShard);
+        issue(iteration, false, perShard, false, members);
+    }
+
+    private static int indexOf(int[] a, int v) {
+        for (int i = 0; i < a.length; i++) {
+            if (a[i] == v) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /** Index (into peers) of the shard that stores the next token's KV, growing its block table if needed; -1 if none can. */
@@ -520,16 +558,21 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
 
     /** Sends one iteration's steps, one record per shard, and tracks it until every shard has reported. */
     private void issue(long iteration, boolean prefill, Map<Integer, List<SeqWork>> perShard) {
-        issue(iteration, prefill, perShard, false);
+        issue(iteration, prefill, perShard, false, new int[0]);
     }
 
     private void issue(long iteration, boolean prefill, Map<Integer, List<SeqWork>> perShard, boolean restoreOnly) {
+        issue(iteration, prefill, perShard, restoreOnly, new int[0]);
+    }
+
+    /** @param members decode with sequence parallelism: the shards that exchange partial attention, ascending */
+    private void issue(long iteration, boolean prefill, Map<Integer, List<SeqWork>> perShard, boolean restoreOnly, int[] members) {
         if (perShard.isEmpty()) {
             return;
         }
         int rows = 0;
         for (Map.Entry<Integer, List<SeqWork>> e : perShard.entrySet()) {
-            emit(iteration, e.getKey(), prefill, e.getValue().toArray(new SeqWork[0]), restoreOnly);
+            emit(iteration, e.getKey(), prefill, e.getValue().toArray(new SeqWork[0]), restoreOnly, members);
             for (SeqWork w : e.getValue()) {
                 rows += w.rows();
             }
@@ -592,8 +635,9 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         return w;
     }
 
-    private void emit(long iteration, int shard, boolean prefill, SeqWork[] seqs, boolean restoreOnly) {
+    private void emit(long iteration, int shard, boolean prefill, SeqWork[] seqs, boolean restoreOnly, int[] members) {
         ShardStep step = new ShardStep();
+        step.members = members;
         step.restoreOnly = restoreOnly;
         step.iteration = iteration;
         step.shard = shard;
@@ -604,9 +648,9 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         List<String> rel = released[prefillPipeline ? 1 : 0].remove(shard);
         step.released = rel == null ? new String[0] : rel.toArray(new String[0]);
         if (prefillPipeline) {
-            output.collect(PREFILL_STEPS, new StreamRecord<>(StageMsg.step(step)));
+            output.collect(PREFILL_STEPS, new StreamRecord<>(step));
         } else {
-            output.collect(new StreamRecord<>(StageMsg.step(step)));
+            output.collect(new StreamRecord<>(step));
         }
     }
 }

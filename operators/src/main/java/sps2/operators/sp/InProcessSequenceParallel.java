@@ -1,23 +1,27 @@
 package sps2.operators.sp;
 
-import java.util.ArrayList;
-import java.util.List;
+import java.time.Duration;
 
-import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
 import sps2.gpu.KvPool;
 import sps2.gpu.LlamaModel;
 import sps2.gpu.Sequence;
-import sps2.gpu.Tensor;
+import sps2.gpu.WireType;
 import sps2.model.ModelConfig;
 import sps2.operators.csa.CsaPolicy;
 import sps2.operators.csa.KvExchange;
+import sps2.operators.messages.SeqWork;
+import sps2.operators.messages.ShardStep;
+import sps2.operators.runtime.IterationContext;
+import sps2.operators.runtime.ShardRuntime;
+import sps2.operators.shard.PeerExchange;
+import sps2.operators.shard.ShardEngine;
 
 /**
- * Sequence-parallel prefill of one prompt with its shards simulated in one process, step for step as the
- * job's stage operators do it (same {@link LlamaModel} stages, same {@link KvExchange} packing, same
- * policies, same merge order), but with every position's logits at hand. Used to measure what a sparse
- * policy costs in accuracy, and to check dense SP against single-shard prefill.
+ * Sequence-parallel prefill of one prompt with its shards in one process: one {@link ShardEngine} per shard, run
+ * one after another in segment order over one {@link PeerExchange} (prefill only waits on earlier segments), so
+ * this is the job's own algorithm, with every position's logits at hand. Used to measure what a sparse policy
+ * costs in accuracy, and to check dense SP against single-shard prefill.
  */
 public final class InProcessSequenceParallel {
     private InProcessSequenceParallel() {
@@ -28,8 +32,7 @@ public final class InProcessSequenceParallel {
      * @param bytesSent   K/V bytes that crossed shards under the policy, in the backend's wire type
      * @param denseBytes  what dense attention would have sent
      * @param ownMs       per shard: time on its own segment (projections, own attention, MLP)
-     * @param sendMs      per shard: time packing its K/V on the device and waiting for the copies to the host
-     *                    beyond what its own attention hid
+     * @param sendMs      per shard: time gathering and posting its K/V for later shards
      * @param remoteMs    per shard: time taking in and attending to the K/V it receives
      */
     public record Result(float[][] logits, long bytesSent, long denseBytes, double[] ownMs, double[] sendMs, double[] remoteMs) {
@@ -47,144 +50,122 @@ public final class InProcessSequenceParallel {
 
     /**
      * As {@link #prefill(LlamaModel, int[], int[], CsaPolicy, int, Sequence)}; with {@code timePhases} the
-     * backend is synchronised at the end of every phase so the per-shard times in the result are exact.
+     * backend is synchronised around every phase so the per-shard times in the result are exact.
      */
     public static Result prefill(LlamaModel model, int[] tokens, int[] bounds, CsaPolicy policy, int from, Sequence continueInto,
             boolean timePhases) {
         ModelConfig c = model.config();
         Backend b = model.backend();
         int shards = bounds.length - 1;
-        LlamaModel.Workspace[] ws = new LlamaModel.Workspace[shards];
-        KvPool[] pools = new KvPool[shards];
-        Tensor[] pos = new Tensor[shards];
-        Tensor[] slots = new Tensor[shards];
-        Tensor[] ids = new Tensor[shards];
-        AttentionBatch.Prepared[] batches = new AttentionBatch.Prepared[shards];
-        int[] n = new int[shards];
+        int total = bounds[shards];
+        float[][] logits = new float[total - from][];
         double[] ownMs = new double[shards];
         double[] sendMs = new double[shards];
         double[] remoteMs = new double[shards];
-        long sent = 0;
+        long received = 0;
         long dense = 0;
-        try {
-            for (int i = 0; i < shards; i++) {
-                n[i] = bounds[i + 1] - bounds[i];
-                ws[i] = model.workspace(n[i]);
-                pools[i] = model.kvPool(n[i], 16);
-                int[] table = new int[pools[i].blocks()];
-                int[] p = new int[n[i]];
-                int[] s = new int[n[i]];
-                for (int t = 0; t < table.length; t++) {
-                    table[t] = t;
-                }
-                for (int t = 0; t < n[i]; t++) {
-                    p[t] = bounds[i] + t;
-                    s[t] = t;
-                }
-                pos[i] = b.upload(p);
-                slots[i] = b.upload(s);
-                ids[i] = b.upload(java.util.Arrays.copyOfRange(tokens, bounds[i], bounds[i + 1]));
-                batches[i] = b.prepare(AttentionBatch.single(n[i], n[i], table));
-                long t0 = mark(b, timePhases);
-                model.embed(ws[i], ids[i], n[i]);
-                ownMs[i] += since(b, timePhases, t0);
-            }
-            for (int l = 0; l < c.nLayers(); l++) {
-                // packed[i][j]: the K/V shard i sends shard j (j > i)
-                KvExchange.Packed[][] packed = new KvExchange.Packed[shards][shards];
-                for (int i = 0; i < shards; i++) {
-                    long t0 = mark(b, timePhases);
-                    model.project(l, ws[i], pos[i], n[i]);
-                    b.kvWrite(pools[i], l, ws[i].k, ws[i].v, slots[i], n[i]);
-                    if (continueInto != null) {
-                        continueInto.importKv(l, ws[i].k, ws[i].v, bounds[i], n[i]);
-                    }
-                    ownMs[i] += since(b, timePhases, t0);
-                    // as the stage operator does: start the copies of the K/V, attend while they run, then take them
-                    KvExchange.Outgoing sending = null;
-                    if (i < shards - 1) {
-                        long t1 = mark(b, timePhases);
-                        List<int[][]> selections = new ArrayList<>();
-                        for (int j = i + 1; j < shards; j++) {
-                            selections.add(policy.select(bounds[i], n[i], bounds[j], c.nKvHeads()));
+        WireType wire = null;
+        PeerExchange exchange = PeerExchange.local(shards);
+        int[] peers = new int[shards];
+        for (int i = 0; i < shards; i++) {
+            peers[i] = i;
+        }
+        for (int i = 0; i < shards; i++) {
+            int start = bounds[i];
+            int n = bounds[i + 1] - start;
+            try (KvPool pool = model.kvPool(n, 16)) {
+                ShardRuntime runtime = ShardRuntime.standalone(model, pool);
+                ShardStep step = step(tokens, bounds, peers, i, pool);
+                ShardEngine.Observer observer = new ShardEngine.Observer() {
+                    @Override
+                    public void kvStored(int layer, IterationContext ic) {
+                        if (continueInto != null) {
+                            continueInto.importKv(layer, ic.ws.k, ic.ws.v, start, n);
                         }
-                        sending = KvExchange.send(b, ws[i].k, ws[i].v, c.nKvHeads(), c.headSize(), selections);
-                        sendMs[i] += since(b, timePhases, t1);
                     }
-                    long t2 = mark(b, timePhases);
-                    model.attend(l, ws[i], pools[i], batches[i]);
-                    ownMs[i] += since(b, timePhases, t2);
-                    if (sending != null) {
-                        long t3 = mark(b, timePhases);
-                        KvExchange.Packed[] got = sending.await();
-                        for (int j = i + 1; j < shards; j++) {
-                            packed[i][j] = got[j - i - 1];
-                            sent += packed[i][j].bytes();
-                            dense += KvExchange.denseBytes(c, n[i], packed[i][j].type());
-                        }
-                        sendMs[i] += since(b, timePhases, t3);
+
+                    @Override
+                    public void hidden(IterationContext ic) {
+                        readLogits(model, ic, start, n, from, logits);
+                    }
+
+                    @Override
+                    public boolean watchesLayers() {
+                        return true;
+                    }
+                };
+                try (ShardEngine engine = new ShardEngine(runtime, i, exchange, policy, Duration.ofMinutes(1), timePhases, false)) {
+                    ShardEngine.Outcome o = engine.run(step, observer);
+                    received += o.bytesReceived();
+                    if (timePhases) {
+                        ownMs[i] = o.phases()[0] * 1e3;
+                        sendMs[i] = o.phases()[1] * 1e3;
+                        remoteMs[i] = o.phases()[2] * 1e3;
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("Interrupted during an in-process prefill", e);
+                } finally {
+                    runtime.closeWorkspaces();
+                }
+                if (wire == null) {
+                    try (sps2.gpu.Tensor probe = b.allocate(1, 1)) {
+                        wire = b.wireType(probe);
                     }
                 }
-                for (int j = 1; j < shards; j++) {
-                    for (int i = 0; i < j; i++) {
-                        long t1 = mark(b, timePhases);
-                        KvExchange.attendAndMerge(model, ws[j], n[j], packed[i][j]);
-                        remoteMs[j] += since(b, timePhases, t1);
-                    }
-                }
-                for (int i = 0; i < shards; i++) {
-                    long t0 = mark(b, timePhases);
-                    model.finishLayer(l, ws[i], n[i]);
-                    ownMs[i] += since(b, timePhases, t0);
-                }
-            }
-            int total = bounds[shards];
-            float[][] logits = new float[total - from][c.vocabSize()];
-            for (int i = 0; i < shards; i++) {
-                int lo = Math.max(from, bounds[i]);
-                int hi = bounds[i + 1];
-                int cap = ws[i].logits.rows();
-                for (int at = lo; at < hi; at += cap) {
-                    int count = Math.min(cap, hi - at);
-                    int[] rows = new int[count];
-                    for (int r = 0; r < count; r++) {
-                        rows[r] = at + r - bounds[i];
-                    }
-                    model.logits(ws[i], rows);
-                    for (int r = 0; r < count; r++) {
-                        b.read(ws[i].logits, r, logits[at + r - from], 0, 1);
-                    }
-                }
-            }
-            if (continueInto != null) {
-                continueInto.resumeAt(total);
-            }
-            return new Result(logits, sent, dense, ownMs, sendMs, remoteMs);
-        } finally {
-            for (int i = 0; i < shards; i++) {
-                if (ws[i] != null) {
-                    ws[i].close();
-                    pools[i].close();
-                    pos[i].close();
-                    slots[i].close();
-                    ids[i].close();
-                    batches[i].close();
+                if (i < shards - 1) {
+                    dense += (long) (shards - 1 - i) * c.nLayers() * KvExchange.denseBytes(c, n, wire);
                 }
             }
         }
+        if (continueInto != null) {
+            continueInto.resumeAt(total);
+        }
+        return new Result(logits, received, dense, ownMs, sendMs, remoteMs);
     }
 
-    private static long mark(Backend b, boolean sync) {
-        if (sync) {
-            b.sync();
+    /** Shard i's prefill step: its segment, every block of its own pool, nothing sampled. */
+    private static ShardStep step(int[] tokens, int[] bounds, int[] peers, int i, KvPool pool) {
+        SeqWork w = new SeqWork();
+        w.requestId = "in-process";
+        w.mode = SeqWork.PREFILL;
+        w.tokens = java.util.Arrays.copyOfRange(tokens, bounds[i], bounds[i + 1]);
+        w.startPos = bounds[i];
+        w.blockTable = new int[pool.blocks()];
+        for (int t = 0; t < w.blockTable.length; t++) {
+            w.blockTable[t] = t;
         }
-        return System.nanoTime();
+        w.kvBefore = 0;
+        w.appendKv = true;
+        w.peers = peers;
+        w.segmentStarts = java.util.Arrays.copyOf(bounds, bounds.length - 1);
+        w.peerIndex = i;
+        w.sample = false;
+        ShardStep s = new ShardStep();
+        s.iteration = 1;
+        s.shard = i;
+        s.prefill = true;
+        s.seqs = new SeqWork[] {w};
+        return s;
     }
 
-    private static double since(Backend b, boolean sync, long start) {
-        if (sync) {
-            b.sync();
+    /** Logits of positions max(from, start) .. start+n-1 from the final hidden rows of a segment. */
+    private static void readLogits(LlamaModel model, IterationContext ic, int start, int n, int from, float[][] out) {
+        Backend b = model.backend();
+        int vocab = model.config().vocabSize();
+        int lo = Math.max(from, start);
+        int cap = ic.ws.logits.rows();
+        for (int at = lo; at < start + n; at += cap) {
+            int count = Math.min(cap, start + n - at);
+            int[] rows = new int[count];
+            for (int r = 0; r < count; r++) {
+                rows[r] = at + r - start;
+            }
+            model.logits(ic.ws, rows);
+            for (int r = 0; r < count; r++) {
+                out[at + r - from] = new float[vocab];
+                b.read(ic.ws.logits, r, out[at + r - from], 0, 1);
+            }
         }
-        return (System.nanoTime() - start) / 1e6;
     }
 }

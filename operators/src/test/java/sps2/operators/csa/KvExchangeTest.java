@@ -2,8 +2,6 @@ package sps2.operators.csa;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotSame;
-import static org.junit.jupiter.api.Assertions.assertSame;
 
 import java.util.List;
 import java.util.SplittableRandom;
@@ -32,36 +30,42 @@ class KvExchangeTest {
         return v;
     }
 
+    /** Each KV head's selected rows land at its own rows of the compact K/V, padded to the longest head with valid rows. */
     @Test
-    void sendPacksEachHeadsRowsKThenVAndEqualSelectionsShareOnePayload() {
+    void gatherLaysOutEachHeadsRowsAtItsOwnOffset() {
         int n = 9;
         int hs = c.headSize();
         int nKv = c.nKvHeads();
         float[] k = random(n * c.kvDim());
         float[] v = random(n * c.kvDim());
         int[][] sparse = {{0, 4, 8}, {2, 3}};
-        int[][] dense = {{0, 1, 2, 3, 4, 5, 6, 7, 8}, {0, 1, 2, 3, 4, 5, 6, 7, 8}};
         try (CpuBackend b = new CpuBackend(1); Tensor kt = b.allocate(n, c.kvDim()); Tensor vt = b.allocate(n, c.kvDim())) {
             b.write(kt, 0, k, 0, n);
             b.write(vt, 0, v, 0, n);
-            KvExchange.Packed[] p = KvExchange.send(b, kt, vt, nKv, hs, List.of(sparse, dense, dense.clone())).await();
-            assertSame(p[1], p[2]);
-            assertNotSame(p[0], p[1]);
-            assertArrayEquals(new int[] {3, 2}, p[0].headLens());
-            assertEquals(3, p[0].maxLen());
-            assertEquals(WireType.F32, p[0].type());
-            assertEquals(KvExchange.denseBytes(c, n, WireType.F32), p[1].bytes());
-            int total = 5;
-            int at = 0;
+            CompactKv kv = KvExchange.gather(b, kt, vt, nKv, hs, sparse);
+            assertArrayEquals(new int[] {3, 2}, kv.lens());
+            assertEquals(3, kv.maxLen());
+            assertEquals(nKv * 3, kv.k().rows());
+            assertEquals(5L * 2 * hs * 4, KvExchange.bytes(kv, hs, WireType.F32));
+            float[] gk = new float[nKv * 3 * hs];
+            float[] gv = new float[nKv * 3 * hs];
+            b.read(kv.k(), 0, gk, 0, nKv * 3);
+            b.read(kv.v(), 0, gv, 0, nKv * 3);
             for (int g = 0; g < nKv; g++) {
-                for (int r : sparse[g]) {
+                for (int i = 0; i < sparse[g].length; i++) {
+                    int r = sparse[g][i];
                     for (int e = 0; e < hs; e++) {
-                        assertEquals(k[r * c.kvDim() + g * hs + e], WireType.F32.get(p[0].payload(), 0, at * hs + e));
-                        assertEquals(v[r * c.kvDim() + g * hs + e], WireType.F32.get(p[0].payload(), 0, (total + at) * hs + e));
+                        assertEquals(k[r * c.kvDim() + g * hs + e], gk[(g * 3 + i) * hs + e]);
+                        assertEquals(v[r * c.kvDim() + g * hs + e], gv[(g * 3 + i) * hs + e]);
                     }
-                    at++;
                 }
             }
+            // the padding row of head 1 repeats one of its rows: finite values, never read by attention
+            for (int e = 0; e < hs; e++) {
+                assertEquals(k[2 * c.kvDim() + hs + e], gk[(3 + 2) * hs + e]);
+            }
+            CompactKv dense = KvExchange.gather(b, kt, vt, nKv, hs, new int[][] {{0, 1, 2, 3, 4, 5, 6, 7, 8}, {0, 1, 2, 3, 4, 5, 6, 7, 8}});
+            assertEquals(KvExchange.denseBytes(c, n, WireType.F32), KvExchange.bytes(dense, hs, WireType.F32));
         }
     }
 
@@ -75,15 +79,6 @@ class KvExchangeTest {
         int maxLen = 5;
         float[][] kh = {random(5 * hs), random(2 * hs)};
         float[][] vh = {random(5 * hs), random(2 * hs)};
-        byte[] payload = new byte[2 * 7 * hs * 4];
-        int at = 0;
-        for (int g = 0; g < 2; g++) {
-            for (int i = 0; i < lens[g] * hs; i++) {
-                WireType.F32.put(payload, 0, at + i, kh[g][i]);
-                WireType.F32.put(payload, 0, 7 * hs + at + i, vh[g][i]);
-            }
-            at += lens[g] * hs;
-        }
         float[] q = random(n * qDim);
         float[] att = random(n * qDim);
         float[] lse = random(n * c.nHeads());
@@ -94,7 +89,21 @@ class KvExchangeTest {
                 b.write(w.att, 0, att, 0, n);
                 b.write(w.lse, 0, lse, 0, n);
             }
-            KvExchange.attendAndMerge(m, ws, n, new KvExchange.Packed(WireType.F32, payload, lens, maxLen));
+            // the keys as a segment's K/V rows, head g's selected rows gathered
+            int[][] rows = {{0, 1, 2, 3, 4}, {1, 3}};
+            try (Tensor segK = b.allocate(5, c.kvDim()); Tensor segV = b.allocate(5, c.kvDim())) {
+                float[] sk = random(5 * c.kvDim());
+                float[] sv = random(5 * c.kvDim());
+                for (int g = 0; g < 2; g++) {
+                    for (int i = 0; i < lens[g]; i++) {
+                        System.arraycopy(kh[g], i * hs, sk, rows[g][i] * c.kvDim() + g * hs, hs);
+                        System.arraycopy(vh[g], i * hs, sv, rows[g][i] * c.kvDim() + g * hs, hs);
+                    }
+                }
+                b.write(segK, 0, sk, 0, 5);
+                b.write(segV, 0, sv, 0, 5);
+                KvExchange.attendAndMerge(m, ws, n, KvExchange.gather(b, segK, segV, 2, hs, rows));
+            }
             try (Tensor k = b.allocate(2 * maxLen, hs); Tensor v = b.allocate(2 * maxLen, hs)) {
                 for (int g = 0; g < 2; g++) {
                     b.write(k, g * maxLen, kh[g], 0, lens[g]);
