@@ -10,8 +10,10 @@
 #       (the other half, stories260K.gguf, the Mooncake trace), each with this script. Both folders are ignored.
 #   bash .device-job-a/job-on-device.sh unpack            (device call 1, carry .device-job-a)
 #   bash .device-job-b/job-on-device.sh unpack run [what]  (device call 2, carry .device-job-b)
-#       what: stories (demo on stories260K, CUDA against CPU tokens), bench (the trace benchmark on the 1B
-#       shape, sps2 against Sarathi on the one GPU); default both. Logs and the bench report go to $OUT.
+#       what: stories (demo on stories260K, CUDA against CPU tokens), tests (the CUDA tests and the shard engine's),
+#       tbt (one 4K request decoding alone), sp (32K prompts at SP 1/2/4 and 128K at SP 4, shards on the one GPU),
+#       bench (the trace benchmark on the 1B shape, sps2 against Sarathi on the one GPU); default stories,bench.
+#       Logs and the bench report go to $OUT.
 set -euo pipefail
 mode=${1:?usage: job-on-device.sh pack | unpack [run [stories,bench]]}
 
@@ -65,6 +67,16 @@ EOF
     --strip-debug --no-header-files --no-man-pages --compress=2 --output "$tmp/jre"
   tar -C "$tmp" -cJf "$main/.device-job-a/jre.tar.xz" jre
   cp "$shared/models/stories260K.gguf" "$shared/traces/mooncake_conversation.jsonl" "$main/.device-job-b/"
+  # the CUDA tests and the shard engine's tests, with the JUnit console launcher, for `run tests`
+  mvn -o -q -B test-compile
+  junit=$HOME/.m2/repository/org/junit/platform/junit-platform-console-standalone/1.11.4/junit-platform-console-standalone-1.11.4.jar
+  [[ -f $junit ]] || mvn -q -B dependency:get -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4
+  tests=$(mktemp -d)
+  jar cf "$tests/sps2-gpu-tests.jar" -C gpu/target/test-classes .
+  jar cf "$tests/sps2-operators-tests.jar" -C operators/target/test-classes .
+  cp "$junit" "$tests/"
+  tar -C "$tests" -cJf "$main/.device-job-b/tests.tar.xz" .
+  rm -rf "$tests"
   rm -rf "$tmp"
   du -sh "$main/.device-job-a" "$main/.device-job-b"
   exit 0
@@ -78,6 +90,7 @@ mkdir -p "$root/lib" "$out"
 if [[ $mode == unpack ]]; then
   [[ -f $here/jre.tar.xz ]] && tar -C "$root" -xJf "$here/jre.tar.xz"
   for f in "$here"/jars-*.tar.xz; do tar -C "$root/lib" -xJf "$f"; done
+  if [[ -f $here/tests.tar.xz ]]; then mkdir -p "$root/tests" && tar -C "$root/tests" -xJf "$here/tests.tar.xz"; fi
   cp "$here"/*.gguf "$here"/*.jsonl "$root/" 2>/dev/null || true
   echo "unpacked: $(ls "$root/lib" | wc -l) jars, runtime $([[ -x $root/jre/bin/java ]] && echo yes || echo missing)"
   shift
@@ -103,6 +116,27 @@ if [[ $what == *stories* ]]; then
   sps2 generate --model "$root/stories260K.gguf" --prompt "Once upon a time" --max-tokens 64 --temperature 0 | tee "$out/stories-cpu.log"
   sps2 demo --backend cuda --model "$root/stories260K.gguf" --max-tokens 64 --temperature 0 --ids "Once upon a time" | tee "$out/stories-cuda.log"
   sps2 demo --backend cuda --sp-degree 2 --model "$root/stories260K.gguf" --max-tokens 64 --temperature 0 --ids "Once upon a time" | tee "$out/stories-cuda-sp2.log"
+fi
+m1b() { [[ -f /tmp/m1b/config.json ]] || sps2 make-model --shape llama-3.2-1b --out /tmp/m1b | tail -2; }
+if [[ $what == *tests* ]]; then
+  echo "=== the CUDA tests and the shard engine's tests on the GPU"
+  "$root/jre/bin/java" --add-modules jdk.incubator.vector -jar "$root"/tests/junit-platform-console-standalone-*.jar execute \
+    -cp "$cp_:$root/tests/sps2-gpu-tests.jar:$root/tests/sps2-operators-tests.jar" \
+    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest \
+    --select-class sps2.gpu.cuda.CudaExchangeTest --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.operators.shard.ShardEngineTest \
+    --details=tree --disable-banner 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/tests.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
+fi
+if [[ $what == *tbt* ]]; then
+  echo "=== TBT of one request with a 4K prompt alone, the job on the GPU (1B shape), sps2 SP 1"
+  m1b
+  sps2 bench-decode --model /tmp/m1b --backend cuda --modes sps2 --short 1 --short-prompt-tokens 4096 --decode-tokens ${SPS2_TBT_TOKENS:-300} \
+    --long 0 | tee "$out/tbt.log" | grep -vE "^(WARNING|SLF4J)"
+fi
+if [[ $what == *sp* ]]; then
+  echo "=== SP prefill in the job on the one GPU (1B shape): 32K at SP 1, 2, 4; then 128K at SP 4"
+  m1b
+  sps2 bench-sp --model /tmp/m1b --backend cuda --degrees 1,2,4 --prompt-tokens 32768 --kv-blocks 9000 | tee "$out/sp32k.log" | grep -vE "^(WARNING|SLF4J)"
+  sps2 bench-sp --model /tmp/m1b --backend cuda --degrees 4 --prompt-tokens 131000 --repeat 1 --kv-blocks 9000 | tee "$out/sp128k.log" | grep -vE "^(WARNING|SLF4J)"
 fi
 if [[ $what == *bench* ]]; then
   echo "=== the trace benchmark on the Llama-3.2-1B shape (random weights), one H100, sps2 against Sarathi"

@@ -6,6 +6,7 @@ import sps2.job.cli.BenchAccuracyCommand;
 import sps2.job.cli.BenchCommand;
 import sps2.job.cli.BenchCpuCommand;
 import sps2.job.cli.BenchDecodeCommand;
+import sps2.job.cli.BenchSpCommand;
 import sps2.job.cli.DemoCommand;
 import sps2.job.cli.GenerateCommand;
 import sps2.job.cli.MakeModelCommand;
@@ -16,7 +17,7 @@ import sps2.job.client.ClientCommand;
 @Command(name = "sps2", mixinStandardHelpOptions = true, version = "sps2 0.1.0",
         description = "Long-prompt LLM serving as an Apache Flink job: sequence-parallel prefill and decode on Kafka.",
         subcommands = {GenerateCommand.class, MakeModelCommand.class, DemoCommand.class, ServeCommand.class, ClientCommand.class,
-                BenchCommand.class, BenchAccuracyCommand.class, BenchDecodeCommand.class, BenchCpuCommand.class})
+                BenchCommand.class, BenchAccuracyCommand.class, BenchDecodeCommand.class, BenchSpCommand.class, BenchCpuCommand.class})
 public final class Main implements Runnable {
 
     public static void main(String[] args) {

@@ -43,6 +43,9 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     @Option(names = "--short", defaultValue = "4", description = "Short requests decoding together (default: ${DEFAULT-VALUE}).")
     int shortRequests;
 
+    @Option(names = "--short-prompt-tokens", defaultValue = "16", description = "Prompt tokens of each short request (default: ${DEFAULT-VALUE}).")
+    int shortPromptTokens;
+
     @Option(names = "--decode-tokens", defaultValue = "150", description = "Tokens each short request generates (default: ${DEFAULT-VALUE}).")
     int decodeTokens;
 
@@ -76,8 +79,8 @@ public final class BenchDecodeCommand implements Callable<Integer> {
                 rows.add(run(kafka, settings, config));
             }
         }
-        System.out.printf("%nDecode of %d short requests (%d tokens each); %d long prompts of %d tokens sent while they decode. Model %s, %d layers.%n",
-                shortRequests, decodeTokens, longRequests, longTokens, model.getFileName(), config.nLayers());
+        System.out.printf("%nDecode of %d short requests (%d-token prompts, %d tokens each); %d long prompts of %d tokens sent while they decode. Model %s, %d layers.%n",
+                shortRequests, shortPromptTokens, decodeTokens, longRequests, longTokens, model.getFileName(), config.nLayers());
         System.out.printf("%-8s %3s | %18s | %26s | %10s | %28s%n", "mode", "SP", "TBT alone p50/p99", "TBT during prefill p50/p99/max",
                 "long TTFT", "decode step wall/compute/hops");
         for (Row r : rows) {
@@ -86,7 +89,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
                     r.mode(), r.shards(), ms(r.alone(), 50), ms(r.alone(), 99), ms(r.during(), 50), ms(r.during(), 99), r.during().getMaxValue() / 1e3,
                     r.longTtftMs(), r.wallMs(), r.computeMs(), r.hops(), perHop);
         }
-        System.out.println("Hops per decode step: scheduler->stage 0, each keyed stage-to-stage edge, stage L->feedback tail; chained stages cost none.");
+        System.out.println("Hops per decode step: the Flink network edges from the scheduler through the decode shards to the feedback tail, read off the job graph.");
         return 0;
     }
 
@@ -156,7 +159,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
         for (int i = 0; i < shortRequests; i++) {
             String id = "short-" + tag + "-" + i + "-" + System.nanoTime();
             out.add(consumer.track(id));
-            producer.send(request(id, randomPrompt(rnd, 16, config), decodeTokens));
+            producer.send(request(id, randomPrompt(rnd, shortPromptTokens, config), decodeTokens));
         }
         producer.flush();
         return out;
