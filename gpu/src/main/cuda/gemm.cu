@@ -155,12 +155,10 @@ __device__ __forceinline__ uint4 ld_stream(const void* p) {
 // Decode GEMV: C[n, N] = X[n, K] · W[N, K]^T for n <= NB. One warp per output feature, 8 warps per block;
 // each lane streams 16-byte chunks of the weight row, UNROLL chunks in flight. K % 8 == 0.
 template <int NB>
-__device__ __forceinline__ void gemv(void* C, int cdt, const bf16* __restrict__ X, const bf16* __restrict__ W, int n,
-                                     int N, int K) {
+__device__ __forceinline__ void gemv_row(void* C, int cdt, const bf16* __restrict__ X, const bf16* __restrict__ W, int n,
+                                         int N, int K, int r) {
     constexpr int UNROLL = 4;
     int lane = threadIdx.x & 31;
-    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (r >= N) return;
     const bf16* w = W + (long)r * K;
     float acc[NB];
 #pragma unroll
@@ -196,6 +194,40 @@ __device__ __forceinline__ void gemv(void* C, int cdt, const bf16* __restrict__ 
         if (lane == 0 && j < n) stf(C, cdt, (long)j * N + r, s);
     }
 }
+
+template <int NB>
+__device__ __forceinline__ void gemv(void* C, int cdt, const bf16* __restrict__ X, const bf16* __restrict__ W, int n,
+                                     int N, int K) {
+    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r >= N) return;
+    gemv_row<NB>(C, cdt, X, W, n, N, K, r);
+}
+
+// Up to three products of one input (Q, K and V; or gate and up) in one launch: the warps of output features
+// 0..N0-1 write C0, the next N1 write C1, the next N2 write C2, each row exactly as gemv computes it.
+template <int NB>
+__device__ __forceinline__ void gemv_multi(void* C0, void* C1, void* C2, int cdt, const bf16* __restrict__ X, const bf16* W0,
+                                           const bf16* W1, const bf16* W2, int n, int N0, int N1, int N2, int K) {
+    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (r < N0) {
+        gemv_row<NB>(C0, cdt, X, W0, n, N0, K, r);
+    } else if (r - N0 < N1) {
+        gemv_row<NB>(C1, cdt, X, W1, n, N1, K, r - N0);
+    } else if (r - N0 - N1 < N2) {
+        gemv_row<NB>(C2, cdt, X, W2, n, N2, K, r - N0 - N1);
+    }
+}
+
+#define GEMV_MULTI_KERNEL(NB)                                                                                      \
+    extern "C" __global__ void __launch_bounds__(256) gemv_multi_##NB(void* C0, void* C1, void* C2, int cdt, const bf16* X, \
+                                                                      const bf16* W0, const bf16* W1, const bf16* W2, int n, \
+                                                                      int N0, int N1, int N2, int K) {             \
+        gemv_multi<NB>(C0, C1, C2, cdt, X, W0, W1, W2, n, N0, N1, N2, K);                                          \
+    }
+GEMV_MULTI_KERNEL(1)
+GEMV_MULTI_KERNEL(2)
+GEMV_MULTI_KERNEL(4)
+GEMV_MULTI_KERNEL(8)
 
 #define GEMV_KERNEL(NB)                                                                                      \
     extern "C" __global__ void __launch_bounds__(256) gemv_##NB(void* C, int cdt, const bf16* X, const bf16* W, \

@@ -29,6 +29,14 @@ public final class LlamaModel implements AutoCloseable {
 
     /** One transformer block's resident weights. */
     private record Layer(Tensor attnNorm, Tensor wq, Tensor wk, Tensor wv, Tensor wo, Tensor ffnNorm, Tensor w1, Tensor w2, Tensor w3) {
+        /** The products of the normalised input before attention, for one {@link Backend#matmul(Tensor[], Tensor, Tensor[], int)}. */
+        Tensor[] qkv() {
+            return new Tensor[] {wq, wk, wv};
+        }
+
+        Tensor[] gateUp() {
+            return new Tensor[] {w1, w3};
+        }
     }
 
     private final Backend backend;
@@ -38,6 +46,8 @@ public final class LlamaModel implements AutoCloseable {
     private final Tensor output;
     private final Tensor invFreq;
     private final Layer[] layers;
+    private final Tensor[][] qkvWeights;
+    private final Tensor[][] gateUpWeights;
 
     /**
      * Uploads the weights to the backend.
@@ -63,6 +73,12 @@ public final class LlamaModel implements AutoCloseable {
                     backend.upload(weights.layer(l, "w2")),
                     backend.upload(weights.layer(l, "w3")));
             report(progress, l + 2, total);
+        }
+        this.qkvWeights = new Tensor[layers.length][];
+        this.gateUpWeights = new Tensor[layers.length][];
+        for (int l = 0; l < layers.length; l++) {
+            qkvWeights[l] = layers[l].qkv();
+            gateUpWeights[l] = layers[l].gateUp();
         }
         this.finalNorm = backend.upload(weights.get("norm"));
         this.output = weights.tensors().containsKey("output") ? backend.upload(weights.get("output")) : embeddings;
@@ -107,9 +123,7 @@ public final class LlamaModel implements AutoCloseable {
         ws.check(n);
         Layer w = layers[layer];
         backend.rmsnorm(ws.xb, ws.x, w.attnNorm, n, config.rmsEps());
-        backend.matmul(ws.q, ws.xb, w.wq, n);
-        backend.matmul(ws.k, ws.xb, w.wk, n);
-        backend.matmul(ws.v, ws.xb, w.wv, n);
+        backend.matmul(ws.qkv, ws.xb, qkvWeights[layer], n); // q, k, v = xb·Wq, xb·Wk, xb·Wv
         backend.rope(ws.q, config.nHeads(), config.headSize(), positions, invFreq, n);
         backend.rope(ws.k, config.nKvHeads(), config.headSize(), positions, invFreq, n);
     }
@@ -131,8 +145,7 @@ public final class LlamaModel implements AutoCloseable {
         backend.matmul(ws.xb, ws.att, w.wo, n);
         backend.add(ws.x, ws.xb, n);
         backend.rmsnorm(ws.xb, ws.x, w.ffnNorm, n, config.rmsEps());
-        backend.matmul(ws.hb, ws.xb, w.w1, n);
-        backend.matmul(ws.hb2, ws.xb, w.w3, n);
+        backend.matmul(ws.gateUp, ws.xb, gateUpWeights[layer], n); // hb, hb2 = xb·W1, xb·W3
         backend.swiglu(ws.hb, ws.hb, ws.hb2, n);
         backend.matmul(ws.xb, ws.hb, w.w2, n);
         backend.add(ws.x, ws.xb, n);
@@ -197,6 +210,9 @@ public final class LlamaModel implements AutoCloseable {
         final Tensor hb2;
         /** Logits [min(capacity, 256), vocab]. */
         public final Tensor logits;
+        /** {q, k, v} and {hb, hb2}: the outputs of the fused products. */
+        final Tensor[] qkv;
+        final Tensor[] gateUp;
 
         private Workspace(int capacity) {
             this.capacity = capacity;
@@ -215,6 +231,8 @@ public final class LlamaModel implements AutoCloseable {
             hb = backend.allocate(capacity, config.hiddenDim());
             hb2 = backend.allocate(capacity, config.hiddenDim());
             logits = backend.allocate(logitsCapacity, config.vocabSize());
+            qkv = new Tensor[] {q, k, v};
+            gateUp = new Tensor[] {hb, hb2};
         }
 
         void check(int n) {

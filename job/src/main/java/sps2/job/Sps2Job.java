@@ -34,7 +34,8 @@ import sps2.schemas.TokenEvent;
  * </pre>
  *
  * A decode step crosses two Flink hops (scheduler to shard, shard to the feedback tail, whose hand-off to the
- * scheduler is in-JVM) whatever the SP degree and the model depth. sps2 mode runs two shard operators over the
+ * scheduler is in-JVM) whatever the SP degree and the model depth; one where the shards share the scheduler's JVM,
+ * since a shard then hands its result to the scheduler itself. sps2 mode runs two shard operators over the
  * same shards, one for prefill iterations and one for decode, so a decode step never waits behind a long
  * prefill. Every operator has a stable uid so state maps across restarts. Building the graph reads nothing of
  * the model: the operators load it when they open, so {@code flink run} works from a machine without it.

@@ -1158,6 +1158,29 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** Decode-sized products of one input (at most 8 rows, up to three weights of one width) in one GEMV launch. */
+    @Override
+    public void matmul(Tensor[] outs, Tensor x, Tensor[] ws, int n) {
+        CudaTensor xx = t(x);
+        boolean one = outs.length >= 2 && outs.length <= 3 && n >= 1 && n <= 8 && xx.dtype() == CudaTensor.DType.BF16 && xx.cols() % 8 == 0;
+        int total = 0;
+        for (int i = 0; one && i < outs.length; i++) {
+            CudaTensor o = t(outs[i]), w = t(ws[i]);
+            one = w.dtype() == CudaTensor.DType.BF16 && w.cols() == xx.cols() && o.cols() == w.rows() && o.rows() >= n
+                    && o.dtype() == t(outs[0]).dtype();
+            total += w.rows();
+        }
+        if (!one) {
+            Backend.super.matmul(outs, x, ws, n);
+            return;
+        }
+        int nb = n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8;
+        CudaTensor o0 = t(outs[0]), o1 = t(outs[1]), o2 = outs.length > 2 ? t(outs[2]) : null;
+        CudaTensor w0 = t(ws[0]), w1 = t(ws[1]), w2 = outs.length > 2 ? t(ws[2]) : null;
+        launch("gemv_multi_" + nb, blocks(total, 8), 1, 1, 256, 0, o0.ptr(), o1.ptr(), o2 == null ? null : o2.ptr(), o0.dtype().code, xx.ptr(),
+                w0.ptr(), w1.ptr(), w2 == null ? null : w2.ptr(), n, w0.rows(), w1.rows(), w2 == null ? 0 : w2.rows(), xx.cols());
+    }
+
     static GemmKernel gemmKernel(String name) {
         for (GemmKernel g : java.util.stream.Stream.of(GEMMS, WGMMAS, WGMMA_OPTIONAL).flatMap(List::stream).toList()) {
             if (g.name().equals(name)) {

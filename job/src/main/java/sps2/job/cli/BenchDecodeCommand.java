@@ -89,7 +89,8 @@ public final class BenchDecodeCommand implements Callable<Integer> {
                     r.mode(), r.shards(), ms(r.alone(), 50), ms(r.alone(), 99), ms(r.during(), 50), ms(r.during(), 99), r.during().getMaxValue() / 1e3,
                     r.longTtftMs(), r.wallMs(), r.computeMs(), r.hops(), perHop);
         }
-        System.out.println("Hops per decode step: the Flink network edges from the scheduler through the decode shards to the feedback tail, read off the job graph.");
+        System.out.println("Hops per decode step: the Flink network edges from the scheduler through the decode shards to the feedback tail, read off the job graph;"
+                + " here the shards share the scheduler's JVM, so their results skip the last one (the per-hop figure divides the overhead over the graph's hops).");
         return 0;
     }
 

@@ -27,6 +27,7 @@ final class ShardMetrics {
     private final Counter bytesSameDevice;
     private final Counter bytesPeerCopy;
     private final Counter graphSteps;
+    private final Counter resultsInJvm;
     /** Emit time of each running request's last token, for TBT. */
     private final Map<String, Long> lastTokenMs = new HashMap<>();
     private volatile double computeSeconds;
@@ -42,6 +43,7 @@ final class ShardMetrics {
         this.bytesSameDevice = group.counter("bytesExchangedSameDevice");
         this.bytesPeerCopy = group.counter("bytesExchangedPeerCopy");
         this.graphSteps = group.counter("graphDecodeSteps");
+        this.resultsInJvm = group.counter("resultsToSchedulerInJvm");
         group.gauge("bytesExchanged", (Gauge<Long>) () -> bytesSameDevice.getCount() + bytesPeerCopy.getCount());
         group.meter("tokensPerSecond", new MeterView(tokens));
         group.gauge("overlapRatio", (Gauge<Double>) () -> computeSeconds + waitSeconds == 0 ? 1.0 : computeSeconds / (computeSeconds + waitSeconds));
@@ -63,6 +65,11 @@ final class ShardMetrics {
         } else {
             lastTokenMs.put(requestId, nowMs);
         }
+    }
+
+    /** A step result went to the scheduler in-JVM instead of through the feedback tail. */
+    void resultInJvm() {
+        resultsInJvm.inc();
     }
 
     /** One iteration of this shard is done. */

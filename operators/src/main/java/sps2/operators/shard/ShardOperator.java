@@ -25,6 +25,7 @@ import sps2.model.generation.StopRule;
 import sps2.model.tokenizer.Tokenizer;
 import sps2.operators.JobSettings;
 import sps2.operators.csa.CsaPolicy;
+import sps2.operators.feedback.FeedbackChannel;
 import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StepResult;
@@ -43,7 +44,7 @@ import sps2.schemas.TokenEvent;
  * rows it samples, and reports the step to the scheduler. The exchange between the shards of one
  * sequence-parallel group stays on the devices ({@link PeerExchange}); nothing but the step and its result
  * crosses Flink, so a decode step costs two hops (scheduler to shard, shard to the feedback tail) at any SP degree
- * and model depth.
+ * and model depth, and one where the scheduler runs in the shard's JVM (the result then goes to it in-JVM).
  *
  * <p>The shards of a group must share one TaskManager: at start each waits for all of them to join its group in
  * this JVM and fails the job, without restarts, naming what to change when they do not.
@@ -142,7 +143,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
             putBackKv(w.requestId);
         }
         if (step.restoreOnly) {
-            out.collect(result(step, 0));
+            deliver(result(step, 0), out);
             return;
         }
         ShardEngine.Outcome o = engine.run(step, settings.snapshotKv() ? recorder(step) : ShardEngine.Observer.NONE);
@@ -153,7 +154,19 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         result.waitSeconds = o.waitSeconds();
         result.bytesSent = o.bytesReceived();
         metrics.iterationDone(o, step.prefill);
-        out.collect(result);
+        deliver(result, out);
+    }
+
+    /**
+     * Hands the result to the scheduler: in-JVM when the scheduler runs in this process (embedded mode, or a
+     * TaskManager that holds it: one Flink hop fewer per step), otherwise down the edge to the feedback tail.
+     */
+    private void deliver(StepResult result, Collector<StepResult> out) {
+        if (FeedbackChannel.deliver(settings.runtimeId(), result)) {
+            metrics.resultInJvm();
+        } else {
+            out.collect(result);
+        }
     }
 
     private StepResult result(ShardStep step, int sampled) {
