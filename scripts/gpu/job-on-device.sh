@@ -123,7 +123,7 @@ if [[ $what == *tests* ]]; then
   "$root/jre/bin/java" --add-modules jdk.incubator.vector -jar "$root"/tests/junit-platform-console-standalone-*.jar execute \
     -cp "$cp_:$root/tests/sps2-gpu-tests.jar:$root/tests/sps2-operators-tests.jar" \
     --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest \
-    --select-class sps2.gpu.cuda.CudaExchangeTest --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.gpu.cuda.CudaFusedGemvTest \
+    --select-class sps2.gpu.cuda.CudaExchangeTest --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.gpu.cuda.CudaFusedKernelsTest \
     --select-class sps2.operators.shard.ShardEngineTest \
     --details=tree --disable-banner 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/tests.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
 fi

@@ -37,12 +37,37 @@ __global__ void rmsnorm(void* out, int odt, const void* x, int xdt, const void* 
     }
 }
 
+// x += y, then out = rmsnorm(x) * w: the residual add and the next norm in one pass over the row, with the norm
+// read from x as stored (so the bits equal those of add followed by rmsnorm).      grid (n), block 256
+__global__ void add_rmsnorm(void* out, int odt, void* x, int xdt, const void* y, int ydt, const void* w, int wdt, int dim,
+                            float eps) {
+    long base = (long)blockIdx.x * dim;
+    float ss = 0.f;
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+        stf(x, xdt, base + c, ldf(x, xdt, base + c) + ldf(y, ydt, base + c));
+        float v = ldf(x, xdt, base + c);
+        ss += v * v;
+    }
+    __shared__ float part[32];
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float t = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
+        t = warp_sum(t);
+        if (threadIdx.x == 0) part[0] = t;
+    }
+    __syncthreads();
+    float inv = rsqrtf(part[0] / dim + eps);
+    for (int c = threadIdx.x; c < dim; c += blockDim.x) {
+        stf(out, odt, base + c, ldf(x, xdt, base + c) * inv * ldf(w, wdt, c));
+    }
+}
+
 // Rotates interleaved pairs (2j, 2j+1) of every head by positions[i] * invFreq[j], in place.
 // One thread per pair: total = n * heads * headSize / 2.
-__global__ void rope(void* x, int xdt, int heads, int headSize, const int* positions, const void* invFreq, int fdt,
-                     long total) {
-    long p = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= total) return;
+__device__ __forceinline__ void rope_pair(void* x, int xdt, int heads, int headSize, const int* positions, const void* invFreq,
+                                          int fdt, long p) {
     int half = headSize >> 1;
     int j = (int)(p % half);
     long row = p / ((long)half * heads);
@@ -55,6 +80,24 @@ __global__ void rope(void* x, int xdt, int heads, int headSize, const int* posit
     float x0 = ldf(x, xdt, 2 * p), x1 = ldf(x, xdt, 2 * p + 1);
     stf(x, xdt, 2 * p, x0 * c - x1 * s);
     stf(x, xdt, 2 * p + 1, x0 * s + x1 * c);
+}
+
+__global__ void rope(void* x, int xdt, int heads, int headSize, const int* positions, const void* invFreq, int fdt,
+                     long total) {
+    long p = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= total) return;
+    rope_pair(x, xdt, heads, headSize, positions, invFreq, fdt, p);
+}
+
+// rope over q (pairs 0..totalQ-1) and k (the next totalK) in one launch, each pair as rope computes it.
+__global__ void rope2(void* q, int qdt, int qHeads, void* k, int kdt, int kHeads, int headSize, const int* positions,
+                      const void* invFreq, int fdt, long totalQ, long totalK) {
+    long p = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (p < totalQ) {
+        rope_pair(q, qdt, qHeads, headSize, positions, invFreq, fdt, p);
+    } else if (p - totalQ < totalK) {
+        rope_pair(k, kdt, kHeads, headSize, positions, invFreq, fdt, p - totalQ);
+    }
 }
 
 // out = silu(gate) * up

@@ -77,6 +77,18 @@ public interface Backend extends AutoCloseable {
      */
     void rope(Tensor x, int heads, int headSize, Tensor positions, Tensor invFreq, int n);
 
+    /** {@link #rope} of q ({@code qHeads} heads) and of k ({@code kHeads} heads) at the same positions, in one go where the backend can. */
+    default void rope(Tensor q, int qHeads, Tensor k, int kHeads, int headSize, Tensor positions, Tensor invFreq, int n) {
+        rope(q, qHeads, headSize, positions, invFreq, n);
+        rope(k, kHeads, headSize, positions, invFreq, n);
+    }
+
+    /** x += y, then out = rmsnorm(x) * weight: exactly {@link #add} followed by {@link #rmsnorm}, in one pass where the backend can. */
+    default void addRmsnorm(Tensor out, Tensor x, Tensor y, Tensor weight, int n, float eps) {
+        add(x, y, n);
+        rmsnorm(out, x, weight, n, eps);
+    }
+
     /** out = silu(gate) * up over [n, width]. */
     void swiglu(Tensor out, Tensor gate, Tensor up, int n);
 

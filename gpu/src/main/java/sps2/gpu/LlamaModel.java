@@ -116,16 +116,19 @@ public final class LlamaModel implements AutoCloseable {
     public void embed(Workspace ws, Tensor tokens, int n) {
         ws.check(n);
         backend.embed(ws.x, embeddings, tokens, n);
+        ws.normalizedFor = -1;
     }
 
     /** ws.q, ws.k, ws.v for rows 0..n-1 of ws.x at the given positions (RoPE applied to q and k). */
     public void project(int layer, Workspace ws, Tensor positions, int n) {
         ws.check(n);
         Layer w = layers[layer];
-        backend.rmsnorm(ws.xb, ws.x, w.attnNorm, n, config.rmsEps());
+        if (ws.normalizedFor != layer) { // finishLayer(layer - 1) may already have normalised x for this layer
+            backend.rmsnorm(ws.xb, ws.x, w.attnNorm, n, config.rmsEps());
+        }
+        ws.normalizedFor = -1;
         backend.matmul(ws.qkv, ws.xb, qkvWeights[layer], n); // q, k, v = xb·Wq, xb·Wk, xb·Wv
-        backend.rope(ws.q, config.nHeads(), config.headSize(), positions, invFreq, n);
-        backend.rope(ws.k, config.nKvHeads(), config.headSize(), positions, invFreq, n);
+        backend.rope(ws.q, config.nHeads(), ws.k, config.nKvHeads(), config.headSize(), positions, invFreq, n);
     }
 
     /** Attention of ws.q over the cached keys of the batch into ws.att / ws.lse. */
@@ -139,16 +142,24 @@ public final class LlamaModel implements AutoCloseable {
         backend.mergeAttention(ws.att, ws.lse, ws.att2, ws.lse2, n, config.nHeads(), config.headSize());
     }
 
-    /** Output projection, residual, SwiGLU MLP, residual: updates ws.x from ws.att. */
+    /**
+     * Output projection, residual, SwiGLU MLP, residual: updates ws.x from ws.att. Before a next layer the last
+     * residual add also normalises x for it (ws.xb), which {@link #project} of that layer then takes as it is.
+     */
     public void finishLayer(int layer, Workspace ws, int n) {
         Layer w = layers[layer];
         backend.matmul(ws.xb, ws.att, w.wo, n);
-        backend.add(ws.x, ws.xb, n);
-        backend.rmsnorm(ws.xb, ws.x, w.ffnNorm, n, config.rmsEps());
+        backend.addRmsnorm(ws.xb, ws.x, ws.xb, w.ffnNorm, n, config.rmsEps()); // x += att·Wo; xb = rmsnorm(x)
         backend.matmul(ws.gateUp, ws.xb, gateUpWeights[layer], n); // hb, hb2 = xb·W1, xb·W3
         backend.swiglu(ws.hb, ws.hb, ws.hb2, n);
         backend.matmul(ws.xb, ws.hb, w.w2, n);
-        backend.add(ws.x, ws.xb, n);
+        if (layer + 1 < layers.length) {
+            backend.addRmsnorm(ws.xb, ws.x, ws.xb, layers[layer + 1].attnNorm, n, config.rmsEps()); // x += mlp; xb = rmsnorm(x)
+            ws.normalizedFor = layer + 1;
+        } else {
+            backend.add(ws.x, ws.xb, n);
+            ws.normalizedFor = -1;
+        }
     }
 
     /**
@@ -210,6 +221,8 @@ public final class LlamaModel implements AutoCloseable {
         final Tensor hb2;
         /** Logits [min(capacity, 256), vocab]. */
         public final Tensor logits;
+        /** The layer whose attention norm of x ws.xb holds (set by finishLayer for the next layer), or -1. */
+        int normalizedFor = -1;
         /** {q, k, v} and {hb, hb2}: the outputs of the fused products. */
         final Tensor[] qkv;
         final Tensor[] gateUp;

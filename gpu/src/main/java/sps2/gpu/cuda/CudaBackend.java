@@ -1260,6 +1260,30 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void rope(Tensor q, int qHeads, Tensor k, int kHeads, int headSize, Tensor positions, Tensor invFreq, int n) {
+        CudaTensor qq = t(q), kk = t(k), p = t(positions), f = t(invFreq);
+        need(qq.cols() == qHeads * headSize && kk.cols() == kHeads * headSize && headSize % 2 == 0,
+                "rope: q and k must be exactly [n, heads * headSize] with an even head size");
+        need(p.isInt(), "rope: positions must be integers");
+        long totalQ = (long) n * qHeads * headSize / 2;
+        long totalK = (long) n * kHeads * headSize / 2;
+        if (totalQ + totalK > 0) {
+            launch("rope2", blocks(totalQ + totalK, 256), 1, 1, 256, 0, qq.ptr(), qq.dtype().code, qHeads, kk.ptr(), kk.dtype().code, kHeads,
+                    headSize, p.ptr(), f.ptr(), f.dtype().code, totalQ, totalK);
+        }
+    }
+
+    @Override
+    public void addRmsnorm(Tensor out, Tensor x, Tensor y, Tensor weight, int n, float eps) {
+        CudaTensor o = t(out), xx = t(x), yy = t(y), w = t(weight);
+        need(o.cols() == xx.cols() && yy.cols() == xx.cols() && w.rows() * w.cols() == xx.cols(), "addRmsnorm: widths differ");
+        if (n > 0) {
+            launch("add_rmsnorm", n, 1, 1, 256, 0, o.ptr(), o.dtype().code, xx.ptr(), xx.dtype().code, yy.ptr(), yy.dtype().code, w.ptr(),
+                    w.dtype().code, xx.cols(), eps);
+        }
+    }
+
+    @Override
     public void swiglu(Tensor out, Tensor gate, Tensor up, int n) {
         CudaTensor o = t(out), g = t(gate), u = t(up);
         need(o.cols() == g.cols() && g.cols() == u.cols(), "swiglu: widths differ");

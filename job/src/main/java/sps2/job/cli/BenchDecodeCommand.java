@@ -64,7 +64,8 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     @Mixin
     JobOptions jobOptions;
 
-    record Row(String mode, int shards, Histogram alone, Histogram during, double longTtftMs, double wallMs, double computeMs, int hops) {
+    record Row(String mode, int shards, Histogram alone, Histogram during, double longTtftMs, double wallMs, double computeMs, int hops,
+            double hopInMs, double shardMs, double hopOutMs, double gapMs) {
     }
 
     @Override
@@ -89,6 +90,15 @@ public final class BenchDecodeCommand implements Callable<Integer> {
                     r.mode(), r.shards(), ms(r.alone(), 50), ms(r.alone(), 99), ms(r.during(), 50), ms(r.during(), 99), r.during().getMaxValue() / 1e3,
                     r.longTtftMs(), r.wallMs(), r.computeMs(), r.hops(), perHop);
         }
+        System.out.printf("%nWhere one decode step's time goes (medians while the short requests decode alone):%n");
+        System.out.printf("%-8s %3s | %10s %22s %10s %14s | %10s%n", "mode", "SP", "hop in", "shard (engine)", "hop out", "scheduler gap",
+                "step period");
+        for (Row r : rows) {
+            System.out.printf("%-8s %3d | %7.3f ms %9.3f (%7.3f) ms %7.3f ms %11.3f ms | %7.3f ms%n", r.mode(), r.shards(), r.hopInMs(), r.shardMs(),
+                    r.computeMs(), r.hopOutMs(), r.gapMs(), r.wallMs() + r.gapMs());
+        }
+        System.out.println("hop in: scheduler issues the step -> the last shard takes it (serialisation, Flink's network stack, a thread wake-up);"
+                + " hop out: the last shard hands on its result -> the scheduler takes it; scheduler gap: last result -> the next step's issue.");
         System.out.println("Hops per decode step: the Flink network edges from the scheduler through the decode shards to the feedback tail, read off the job graph;"
                 + " here the shards share the scheduler's JVM, so their results skip the last one (the per-hop figure divides the overhead over the graph's hops).");
         return 0;
@@ -149,8 +159,12 @@ public final class BenchDecodeCommand implements Callable<Integer> {
             double wall = median(aloneSteps.stream().filter(s -> !s.prefill()).mapToDouble(StepTimings.Step::wallMs).toArray());
             double compute = median(aloneSteps.stream().filter(s -> !s.prefill()).mapToDouble(StepTimings.Step::computeMs).toArray());
             int hops = sps2.job.Sps2Job.decodeStepHops(settings);
+            double hopIn = median(aloneSteps.stream().filter(s -> !s.prefill()).mapToDouble(StepTimings.Step::hopInMs).toArray());
+            double hopOut = median(aloneSteps.stream().filter(s -> !s.prefill()).mapToDouble(StepTimings.Step::hopOutMs).toArray());
+            double gap = median(aloneSteps.stream().filter(s -> !s.prefill() && s.gapMs() > 0).mapToDouble(StepTimings.Step::gapMs).toArray());
+            double shard = median(aloneSteps.stream().filter(s -> !s.prefill()).mapToDouble(StepTimings.Step::shardMs).toArray());
             StepTimings.clear(settings.runtimeId());
-            return new Row(settings.mode(), settings.shards(), alone, during, ttft, wall, compute, hops);
+            return new Row(settings.mode(), settings.shards(), alone, during, ttft, wall, compute, hops, hopIn, shard, hopOut, gap);
         }
     }
 

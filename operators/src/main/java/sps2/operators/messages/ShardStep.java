@@ -20,6 +20,8 @@ public class ShardStep {
      * state for these requests back into the device pool; nothing is computed or sampled.
      */
     public boolean restoreOnly;
+    /** The scheduler's System.nanoTime when it issued the step (hop timings within one JVM). */
+    public long issuedNanos;
     /** Wall clock when the scheduler issued the iteration. */
     public long issuedAtMs;
 

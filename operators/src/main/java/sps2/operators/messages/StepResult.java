@@ -15,6 +15,9 @@ public class StepResult {
     public double computeSeconds;
     public double waitSeconds;
     public long bytesSent;
+    /** The shard's clock (System.nanoTime) when it took the step and when it handed on the result (same-JVM timings only). */
+    public long startedNanos;
+    public long endedNanos;
 
     public StepResult() {
     }

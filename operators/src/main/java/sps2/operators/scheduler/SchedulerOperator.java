@@ -74,6 +74,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
     private transient Map<Long, Boolean> inFlightIsPrefill;
     /** Per iteration in flight: issue time, rows, and the sums of what its shards reported. */
     private transient Map<Long, double[]> inFlightStats;
+    /** When the last decode iteration's last result came in (for the scheduler's gap between decode steps). */
+    private transient long lastDecodeDoneNanos;
     private transient org.apache.flink.metrics.Histogram decodeWallMs;
     private transient org.apache.flink.metrics.Histogram decodeOverheadMs;
     /** Finished requests not yet told to each shard, per stage pipeline (0: decode or mixed, 1: prefill). */
@@ -248,10 +250,14 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         }
         waiting.remove(r.shard);
         double[] st = inFlightStats.get(r.iteration);
+        long now = System.nanoTime();
         if (st != null) {
             st[2] = Math.max(st[2], r.computeSeconds * 1e3);
             st[3] = Math.max(st[3], r.waitSeconds * 1e3);
             st[4] += r.bytesSent;
+            st[5] = Math.max(st[5], (r.startedNanos - (long) st[0]) / 1e6);
+            st[6] = Math.max(st[6], (now - r.endedNanos) / 1e6);
+            st[8] = Math.max(st[8], (r.endedNanos - r.startedNanos) / 1e6);
         }
         if (waiting.isEmpty()) {
             if (r.iteration == restoreIteration) {
@@ -261,8 +267,12 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
             boolean prefill = inFlightIsPrefill.remove(r.iteration);
             if (st != null) {
                 inFlightStats.remove(r.iteration);
-                double wall = (System.nanoTime() - st[0]) / 1e6;
-                StepTimings.record(settings.runtimeId(), new StepTimings.Step(prefill, (int) st[1], wall, st[2], st[3], (long) st[4]));
+                double wall = (now - st[0]) / 1e6;
+                StepTimings.record(settings.runtimeId(), new StepTimings.Step(prefill, (int) st[1], wall, st[2], st[3], (long) st[4], st[8], st[5],
+                        st[6], st[7]));
+                if (!prefill) {
+                    lastDecodeDoneNanos = now;
+                }
                 if (!prefill) {
                     decodeWallMs.update(Math.round(wall * 1000));
                     decodeOverheadMs.update(Math.round(Math.max(0, wall - st[2]) * 1000));
@@ -571,15 +581,17 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
             return;
         }
         int rows = 0;
+        long issued = System.nanoTime();
         for (Map.Entry<Integer, List<SeqWork>> e : perShard.entrySet()) {
-            emit(iteration, e.getKey(), prefill, e.getValue().toArray(new SeqWork[0]), restoreOnly, members);
+            emit(iteration, e.getKey(), prefill, e.getValue().toArray(new SeqWork[0]), restoreOnly, members, issued);
             for (SeqWork w : e.getValue()) {
                 rows += w.rows();
             }
         }
         inFlight.put(iteration, new HashSet<>(perShard.keySet()));
         inFlightIsPrefill.put(iteration, prefill);
-        inFlightStats.put(iteration, new double[] {System.nanoTime(), rows, 0, 0, 0});
+        double gap = !prefill && !restoreOnly && lastDecodeDoneNanos > 0 ? (issued - lastDecodeDoneNanos) / 1e6 : 0;
+        inFlightStats.put(iteration, new double[] {issued, rows, 0, 0, 0, 0, 0, gap, 0});
     }
 
     private int mostFreeWorker() {
@@ -635,8 +647,9 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         return w;
     }
 
-    private void emit(long iteration, int shard, boolean prefill, SeqWork[] seqs, boolean restoreOnly, int[] members) {
+    private void emit(long iteration, int shard, boolean prefill, SeqWork[] seqs, boolean restoreOnly, int[] members, long issued) {
         ShardStep step = new ShardStep();
+        step.issuedNanos = issued;
         step.members = members;
         step.restoreOnly = restoreOnly;
         step.iteration = iteration;

@@ -11,8 +11,17 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * serialization, waiting). Kept per job in this JVM for embedded benchmarks; also exported as Flink metrics.
  */
 public final class StepTimings {
-    /** One completed iteration. */
-    public record Step(boolean prefill, int rows, double wallMs, double computeMs, double waitMs, long bytes) {
+    /**
+     * One completed iteration.
+     *
+     * @param shardMs  the longest a shard held the step, from taking it to handing on its result (computeMs of it in the engine)
+     * @param hopInMs  from the scheduler issuing the step to the last shard taking it (the hop into the shards)
+     * @param hopOutMs from the last shard handing on its result to the scheduler taking it
+     * @param gapMs    decode: from the previous decode iteration's last result to this one's issue (the scheduler's
+     *                 own work between steps); 0 for the first and for prefill
+     */
+    public record Step(boolean prefill, int rows, double wallMs, double computeMs, double waitMs, long bytes, double shardMs, double hopInMs,
+            double hopOutMs, double gapMs) {
     }
 
     private static final Map<String, List<Step>> STEPS = new ConcurrentHashMap<>();
@@ -21,11 +30,18 @@ public final class StepTimings {
     }
 
     static void record(String runtimeId, Step step) {
-        STEPS.computeIfAbsent(runtimeId, k -> new CopyOnWriteArrayList<>()).add(step);
+        STEPS.computeIfAbsent(runtimeId, k -> java.util.Collections.synchronizedList(new java.util.ArrayList<>())).add(step);
     }
 
+    /** A copy of the iterations recorded so far. */
     public static List<Step> of(String runtimeId) {
-        return STEPS.getOrDefault(runtimeId, List.of());
+        List<Step> steps = STEPS.get(runtimeId);
+        if (steps == null) {
+            return List.of();
+        }
+        synchronized (steps) {
+            return List.copyOf(steps);
+        }
     }
 
     public static void clear(String runtimeId) {

@@ -138,16 +138,17 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
 
     @Override
     public void processElement(ShardStep step, Context ctx, Collector<StepResult> out) throws Exception {
+        long started = System.nanoTime();
         dropReleased(step);
         for (SeqWork w : step.seqs) {
             putBackKv(w.requestId);
         }
         if (step.restoreOnly) {
-            deliver(result(step, 0), out);
+            deliver(result(step, 0, started), out);
             return;
         }
         ShardEngine.Outcome o = engine.run(step, settings.snapshotKv() ? recorder(step) : ShardEngine.Observer.NONE);
-        StepResult result = result(step, o.tokens().length);
+        StepResult result = result(step, o.tokens().length, started);
         emitTokens(step, o, result, ctx);
         FaultInjector.sampled(settings.runtimeId(), o.tokens().length);
         result.computeSeconds = o.computeSeconds();
@@ -162,6 +163,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
      * TaskManager that holds it: one Flink hop fewer per step), otherwise down the edge to the feedback tail.
      */
     private void deliver(StepResult result, Collector<StepResult> out) {
+        result.endedNanos = System.nanoTime();
         if (FeedbackChannel.deliver(settings.runtimeId(), result)) {
             metrics.resultInJvm();
         } else {
@@ -169,8 +171,9 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         }
     }
 
-    private StepResult result(ShardStep step, int sampled) {
+    private StepResult result(ShardStep step, int sampled, long started) {
         StepResult r = new StepResult();
+        r.startedNanos = started;
         r.iteration = step.iteration;
         r.shard = shard;
         r.prefill = step.prefill;
