@@ -80,29 +80,125 @@ final class DecodeGraphs implements AutoCloseable {
     ShardEngine.Outcome run(ShardStep step) {
         long t0 = System.nanoTime();
         int n = step.seqs.length;
-        int maxBlocks = 1;
-        for (SeqWork w : step.seqs) {
-            maxBlocks = Math.max(maxBlocks, w.blockTable.length);
+        Bucket bucket;
+        int[] tokens;
+        boolean ahead = speculated != null && speculated.sameWork(step);
+        if (ahead) {
+            bucket = speculated.bucket;
+            tokens = bucket.collect(step);
+        } else {
+            bucket = bucketFor(step, true);
+            if (bucket.failed) {
+                speculated = null;
+                return null;
+            }
+            bucket.launch(step, true);
+            tokens = bucket.collect(step);
         }
-        int rows = roundUp(n);
-        int blocks = roundUp(maxBlocks);
-        long key = ((long) rows << 32) | blocks;
-        Bucket bucket = buckets.get(key);
-        if (bucket == null) {
-            evictIfFull();
-            bucket = new Bucket(rows, blocks);
-            buckets.put(key, bucket);
+        speculated = null;
+        if (ahead) {
+            stepsAhead++;
         }
-        if (bucket.failed) {
-            return null;
-        }
-        int[] tokens = bucket.run(step);
         int[] seqs = new int[n];
         for (int i = 0; i < n; i++) {
             seqs[i] = i;
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         return new ShardEngine.Outcome(seqs, tokens, 0, 0, seconds, 0, null, true);
+    }
+
+    /**
+     * Starts the decode step that follows {@code step} on the device before the scheduler asks for it: the same rows
+     * minus those that {@code continues} says have finished, each fed the token just sampled, one position further.
+     * The scheduler's next step is then usually that very step ({@link #run} takes its result instead of running it
+     * again: the same graph over the same inputs gives the same bits); when it is not, nothing is lost but the work.
+     * Only steps whose graph is recorded and whose rows' next KV slot lies in their block tables are started: the
+     * one write outside the next step's own (the next position's KV of a row that the scheduler then drops) lands in
+     * a block that row still holds, since only finished rows are released and they are left out here.
+     */
+    void runAhead(ShardStep step, int[] tokens, boolean[] continues) {
+        speculated = null;
+        int bs = runtime.pool().blockSize();
+        java.util.List<SeqWork> next = new java.util.ArrayList<>();
+        for (int i = 0; i < step.seqs.length; i++) {
+            SeqWork w = step.seqs[i];
+            if (!continues[i]) {
+                continue;
+            }
+            if ((w.kvBefore + 1) / bs >= w.blockTable.length) {
+                return; // the next token needs a block the scheduler has not given the row yet
+            }
+            SeqWork n = new SeqWork();
+            n.requestId = w.requestId;
+            n.tokens = new int[] {tokens[i]};
+            n.startPos = w.startPos + 1;
+            n.kvBefore = w.kvBefore + 1;
+            n.appendKv = true;
+            n.sample = true;
+            n.blockTable = w.blockTable;
+            n.temperature = w.temperature;
+            n.topK = w.topK;
+            n.topP = w.topP;
+            n.minP = w.minP;
+            n.seed = w.seed;
+            next.add(n);
+        }
+        if (next.isEmpty()) {
+            return;
+        }
+        ShardStep ahead = new ShardStep();
+        ahead.seqs = next.toArray(new SeqWork[0]);
+        Bucket bucket = bucketFor(ahead, false);
+        if (bucket == null || bucket.graph == null || bucket.failed) {
+            return;
+        }
+        bucket.launch(ahead, false);
+        speculated = new Ahead(ahead, bucket);
+    }
+
+    /** Decode steps whose result came from {@link #runAhead} (logs, tests). */
+    long stepsAhead() {
+        return stepsAhead;
+    }
+
+    private Ahead speculated;
+    private long stepsAhead;
+
+    /** A step started ahead of the scheduler, and the bucket it runs in. */
+    private record Ahead(ShardStep step, Bucket bucket) {
+        /** Whether the scheduler's step asks for exactly the device work that was started. */
+        boolean sameWork(ShardStep real) {
+            if (real.seqs.length != step.seqs.length || !suits(real)) {
+                return false;
+            }
+            for (int i = 0; i < real.seqs.length; i++) {
+                SeqWork a = step.seqs[i];
+                SeqWork b = real.seqs[i];
+                if (!a.requestId.equals(b.requestId) || a.tokens[0] != b.tokens[0] || a.startPos != b.startPos || a.kvBefore != b.kvBefore
+                        || !Arrays.equals(a.blockTable, b.blockTable) || !a.sampling().equals(b.sampling())) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+
+    /** The bucket of a step's shape; made (and, if full, the least recently used dropped) when {@code create}. */
+    private Bucket bucketFor(ShardStep step, boolean create) {
+        int maxBlocks = 1;
+        for (SeqWork w : step.seqs) {
+            maxBlocks = Math.max(maxBlocks, w.blockTable.length);
+        }
+        int rows = roundUp(step.seqs.length);
+        int blocks = roundUp(maxBlocks);
+        long key = ((long) rows << 32) | blocks;
+        Bucket bucket = buckets.get(key);
+        if (bucket == null && create) {
+            evictIfFull();
+            bucket = new Bucket(rows, blocks);
+            buckets.put(key, bucket);
+        }
+        return bucket;
     }
 
     private void evictIfFull() {
@@ -112,6 +208,9 @@ final class DecodeGraphs implements AutoCloseable {
         Iterator<Bucket> it = buckets.values().iterator();
         Bucket eldest = it.next();
         it.remove();
+        if (speculated != null && speculated.bucket() == eldest) {
+            speculated = null;
+        }
         eldest.close();
     }
 
@@ -135,6 +234,8 @@ final class DecodeGraphs implements AutoCloseable {
         AttentionBatch.Prepared batch;
         StepGraph graph;
         boolean failed;
+        SamplingParams[] drawParams;
+        int[] drawPositions;
 
         Bucket(int rows, int blocks) {
             this.rows = rows;
@@ -151,7 +252,8 @@ final class DecodeGraphs implements AutoCloseable {
             }
         }
 
-        int[] run(ShardStep step) {
+        /** Refreshes the inputs and replays the graph (recording it first when {@code record} and there is none yet). */
+        void launch(ShardStep step, boolean record) {
             int n = step.seqs.length;
             int bs = runtime.pool().blockSize();
             int[] id = new int[rows];
@@ -194,9 +296,11 @@ final class DecodeGraphs implements AutoCloseable {
                 graph = null;
             }
             batch = prepared;
+            drawParams = params;
+            drawPositions = drawAt;
             if (graph != null) {
                 graph.replay();
-            } else {
+            } else if (record) {
                 step(); // eagerly, for this batch's result
                 try {
                     graph = b.capture(this::step);
@@ -211,7 +315,11 @@ final class DecodeGraphs implements AutoCloseable {
                     failed = true;
                 }
             }
-            return b.takeSampled(sampled, ws.logits, n, params, drawAt);
+        }
+
+        /** The tokens of the step {@link #launch} last started (waits for it). */
+        int[] collect(ShardStep step) {
+            return b.takeSampled(sampled, ws.logits, step.seqs.length, drawParams, drawPositions);
         }
 
         /** The whole decode step on the bucket's fixed tensors. */

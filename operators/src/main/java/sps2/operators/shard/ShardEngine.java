@@ -110,6 +110,24 @@ public final class ShardEngine implements AutoCloseable {
         return new Pass(step, observer).run();
     }
 
+    /**
+     * After a decode step replayed from a graph: starts the step that will most likely follow on the device now,
+     * while its result travels to the scheduler and the scheduler's next step travels back ({@link DecodeGraphs#runAhead}).
+     *
+     * @param tokens    the tokens the step sampled, one per row
+     * @param continues per row, whether its request goes on (not finished by this token)
+     */
+    public void runAhead(ShardStep step, int[] tokens, boolean[] continues) {
+        if (graphs != null && DecodeGraphs.suits(step)) {
+            graphs.runAhead(step, tokens, continues);
+        }
+    }
+
+    /** Decode steps whose result was computed ahead of the scheduler's asking ({@link #runAhead}). */
+    public long stepsAhead() {
+        return graphs == null ? 0 : graphs.stepsAhead();
+    }
+
     /** Recorded graphs held for decode batches (tests, logs). */
     public int recordedGraphs() {
         return graphs == null ? 0 : graphs.size();

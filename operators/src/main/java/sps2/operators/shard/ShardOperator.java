@@ -117,6 +117,8 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
             }
         }
         metrics = new ShardMetrics(getRuntimeContext().getMetricGroup());
+        ShardEngine e = engine;
+        getRuntimeContext().getMetricGroup().gauge("decodeStepsRunAhead", (org.apache.flink.metrics.Gauge<Long>) e::stepsAhead);
         Readiness.opened(settings.runtimeId());
         LOG.info("Shard {} of the {} pipeline is open on {}{}.", shard, pipeline, runtime.backend().name(),
                 grouped ? ", with its " + settings.shards() + "-shard group in this TaskManager" : "");
@@ -156,6 +158,14 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         result.bytesSent = o.bytesReceived();
         metrics.iterationDone(o, step.prefill);
         deliver(result, out);
+        if (o.graph()) {
+            // the next step most likely repeats this one a token further: start it while the result makes the round trip
+            boolean[] continues = new boolean[result.finished.length];
+            for (int i = 0; i < continues.length; i++) {
+                continues[i] = !result.finished[i];
+            }
+            engine.runAhead(step, result.tokens, continues);
+        }
     }
 
     /**
