@@ -2,17 +2,19 @@ package sps2.operators;
 
 import java.io.Serializable;
 
+import sps2.operators.csa.CsaPolicy;
+
 /**
  * Everything the operators of one sps2 job need to know, fixed when the job graph is built.
  *
  * @param modelPath       checkpoint (GGUF, llama2.c or safetensors) every shard loads
  * @param tokenizerPath   tokenizer file, or null to take it from the model (GGUF) or next to it
  * @param modelName       name requests may give in their {@code model} field
- * @param backend         "cpu" or "cuda"
- * @param mode            "sps2" (sequence-parallel prefill and decode) or "sarathi" (chunked prefill, one worker per request)
+ * @param backend         cpu or cuda
+ * @param mode            sps2 (sequence-parallel prefill and decode) or sarathi (chunked prefill, one worker per request)
  * @param shards          parallelism of the stage operators: SP degree in sps2 mode, worker count in sarathi mode
- * @param csa             sparse-attention policy for remote prefill K/V (see {@code sps2.operators.csa.CsaPolicy#parse})
- * @param appendPolicy    where decode appends new KV: "tail" (the last segment's shard) or "least-loaded"
+ * @param csa             sparse-attention policy for remote prefill K/V (parsed where the job is configured: {@link CsaPolicy#parse})
+ * @param appendPolicy    where decode appends new KV: tail (the last segment's shard) or least-loaded
  * @param chunkSize       sarathi: token budget of one iteration
  * @param minSegment      sps2: prompts shorter than this many tokens per shard are not split
  * @param kvBlocks        KV blocks per shard
@@ -21,18 +23,18 @@ import java.io.Serializable;
  * @param contextLength   longest sequence the job accepts (at most the model's)
  * @param runtimeId       unique per job instance; names in-JVM registries (feedback edge, shard runtimes)
  * @param threadsPerShard CPU backend threads per shard
- * @param kvRecovery      how KV comes back after a restore: "recompute" (prefill again from the token
- *                        history) or "snapshot" (K/V values are kept in keyed state and put back on the device)
+ * @param kvRecovery      how KV comes back after a restore: recompute (prefill again from the token
+ *                        history) or snapshot (K/V values are kept in keyed state and put back on the device)
  */
 public record JobSettings(
         String modelPath,
         String tokenizerPath,
         String modelName,
-        String backend,
-        String mode,
+        BackendKind backend,
+        Mode mode,
         int shards,
-        String csa,
-        String appendPolicy,
+        CsaPolicy csa,
+        AppendPolicy appendPolicy,
         int chunkSize,
         int minSegment,
         int kvBlocks,
@@ -41,30 +43,93 @@ public record JobSettings(
         int contextLength,
         String runtimeId,
         int threadsPerShard,
-        String kvRecovery) implements Serializable {
+        KvRecovery kvRecovery) implements Serializable {
+
+    /** How requests are served: sequence-parallel prefill and decode, or the Sarathi-Serve baseline. */
+    public enum Mode {
+        SPS2, SARATHI;
+
+        public static Mode parse(String s) {
+            return JobSettings.parse(Mode.class, s, "mode");
+        }
+
+        @Override
+        public String toString() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    /** Where the model runs. */
+    public enum BackendKind {
+        CPU, CUDA;
+
+        public static BackendKind parse(String s) {
+            return JobSettings.parse(BackendKind.class, s, "backend");
+        }
+
+        @Override
+        public String toString() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    /** Which shard of a request stores the KV of its decoded tokens. */
+    public enum AppendPolicy {
+        TAIL, LEAST_LOADED;
+
+        public static AppendPolicy parse(String s) {
+            return JobSettings.parse(AppendPolicy.class, s, "KV append policy");
+        }
+
+        @Override
+        public String toString() {
+            return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+        }
+    }
+
+    /** How KV comes back after a restore. */
+    public enum KvRecovery {
+        RECOMPUTE, SNAPSHOT;
+
+        public static KvRecovery parse(String s) {
+            return JobSettings.parse(KvRecovery.class, s, "KV recovery mode");
+        }
+
+        @Override
+        public String toString() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    /** The constant of {@code type} whose {@code toString()} is {@code s} (its command-line name), or a one-line error. */
+    static <E extends Enum<E>> E parse(Class<E> type, String s, String what) {
+        for (E e : type.getEnumConstants()) {
+            if (e.toString().equals(s == null ? null : s.trim().toLowerCase(java.util.Locale.ROOT))) {
+                return e;
+            }
+        }
+        throw new IllegalArgumentException("Unknown " + what + " '" + s + "': use " + java.util.Arrays.stream(type.getEnumConstants())
+                .map(Object::toString).collect(java.util.stream.Collectors.joining(" or ")));
+    }
 
     /** Settings with KV recovery by recomputation. */
-    public JobSettings(String modelPath, String tokenizerPath, String modelName, String backend, String mode, int shards, String csa,
-            String appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
+    public JobSettings(String modelPath, String tokenizerPath, String modelName, BackendKind backend, Mode mode, int shards, CsaPolicy csa,
+            AppendPolicy appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
             String runtimeId, int threadsPerShard) {
         this(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks, blockSize,
-                maxTokensCap, contextLength, runtimeId, threadsPerShard, "recompute");
+                maxTokensCap, contextLength, runtimeId, threadsPerShard, KvRecovery.RECOMPUTE);
     }
 
     public JobSettings {
+        java.util.Objects.requireNonNull(backend, "backend");
+        java.util.Objects.requireNonNull(mode, "mode");
+        java.util.Objects.requireNonNull(csa, "csa");
+        java.util.Objects.requireNonNull(appendPolicy, "appendPolicy");
+        java.util.Objects.requireNonNull(kvRecovery, "kvRecovery");
         if (shards < 1) {
             throw new IllegalArgumentException("The number of shards must be at least 1, got " + shards);
         }
-        if (!mode.equals("sps2") && !mode.equals("sarathi")) {
-            throw new IllegalArgumentException("Unknown mode '" + mode + "': use sps2 or sarathi");
-        }
-        if (!appendPolicy.equals("tail") && !appendPolicy.equals("least-loaded")) {
-            throw new IllegalArgumentException("Unknown KV append policy '" + appendPolicy + "': use tail or least-loaded");
-        }
-        if (!kvRecovery.equals("recompute") && !kvRecovery.equals("snapshot")) {
-            throw new IllegalArgumentException("Unknown KV recovery mode '" + kvRecovery + "': use recompute or snapshot");
-        }
-        if (kvRecovery.equals("snapshot") && mode.equals("sarathi")) {
+        if (kvRecovery == KvRecovery.SNAPSHOT && mode == Mode.SARATHI) {
             throw new IllegalArgumentException("KV snapshot recovery is implemented for sps2 mode only; use --kv-recovery recompute with sarathi");
         }
         if (chunkSize < 1 || blockSize < 1 || kvBlocks < 2) {
@@ -73,15 +138,15 @@ public record JobSettings(
     }
 
     public boolean sarathi() {
-        return mode.equals("sarathi");
+        return mode == Mode.SARATHI;
     }
 
-    /** Whether stages keep K/V values in keyed state so a restore puts them back instead of recomputing. */
+    /** Whether shards keep K/V values in keyed state so a restore puts them back instead of recomputing. */
     public boolean snapshotKv() {
-        return kvRecovery.equals("snapshot");
+        return kvRecovery == KvRecovery.SNAPSHOT;
     }
 
-    public JobSettings withKvRecovery(String recovery) {
+    public JobSettings withKvRecovery(KvRecovery recovery) {
         return new JobSettings(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks,
                 blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, recovery);
     }

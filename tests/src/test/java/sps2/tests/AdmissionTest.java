@@ -25,7 +25,7 @@ class AdmissionTest extends JobTestBase {
         Path model = JobHarness.sharedModel("stories260K.gguf");
         JobSettings base = JobHarness.settings(model, mode, 1, "dense");
         // 13 blocks of 16 tokens; block 0 is scratch: 192 tokens of KV in all
-        JobSettings small = new JobSettings(base.modelPath(), null, base.modelName(), base.backend(), mode, 1, "dense", "tail", 64, 16, 13, 16,
+        JobSettings small = new JobSettings(base.modelPath(), null, base.modelName(), base.backend(), base.mode(), 1, base.csa(), base.appendPolicy(), 64, 16, 13, 16,
                 base.maxTokensCap(), base.contextLength(), base.runtimeId(), 1);
         GenerateRequest a = JobEndToEndTest.request("a", SequenceParallelTest.longPrompt(6), 40, 0f, 1);
         GenerateRequest b = JobEndToEndTest.request("b", SequenceParallelTest.longPrompt(7), 40, 0.7f, 2);

@@ -57,8 +57,8 @@ final class JobHarness implements AutoCloseable {
     }
 
     static JobSettings settings(Path model, String mode, int shards, String csa) {
-        return new JobSettings(model.toString(), null, "default", "cpu", mode, shards, csa, "tail", 64, 16, 512, 16, 4096, 1 << 20,
-                "test-" + UUID.randomUUID(), 1);
+        return new JobSettings(model.toString(), null, "default", JobSettings.BackendKind.CPU, JobSettings.Mode.parse(mode), shards,
+                sps2.operators.csa.CsaPolicy.parse(csa), JobSettings.AppendPolicy.TAIL, 64, 16, 512, 16, 4096, 1 << 20, "test-" + UUID.randomUUID(), 1);
     }
 
     /** A running job with its own topics. */

@@ -31,7 +31,7 @@ class RecoveryTest extends JobTestBase {
         for (int i = 0; i < 6; i++) {
             requests.add(JobEndToEndTest.request("rec" + i, SequenceParallelTest.longPrompt(10 + 7 * i), 60, i % 2 == 0 ? 0f : 0.9f, 50 + i));
         }
-        JobSettings settings = JobHarness.settings(model, mode, shards, "dense").withKvRecovery(recovery);
+        JobSettings settings = JobHarness.settings(model, mode, shards, "dense").withKvRecovery(JobSettings.KvRecovery.parse(recovery));
         FaultInjector.armOnce(settings.runtimeId(), 120);
         try (JobHarness.RunningJob job = harness.new RunningJob(settings, 100)) {
             requests.forEach(job::send);

@@ -44,8 +44,8 @@ class SequenceParallelTest extends JobTestBase {
                 JobEndToEndTest.request("short", "Once upon a time", 16, 0f, 3),
                 JobEndToEndTest.request("tiny", "A", 12, 0.5f, 4));
         sps2.operators.JobSettings base = JobHarness.settings(model, mode, shards, "dense");
-        sps2.operators.JobSettings settings = new sps2.operators.JobSettings(base.modelPath(), null, base.modelName(), base.backend(), mode, shards,
-                "dense", append, base.chunkSize(), base.minSegment(), base.kvBlocks(), base.blockSize(), base.maxTokensCap(), base.contextLength(),
+        sps2.operators.JobSettings settings = new sps2.operators.JobSettings(base.modelPath(), null, base.modelName(), base.backend(), base.mode(), shards,
+                base.csa(), sps2.operators.JobSettings.AppendPolicy.parse(append), base.chunkSize(), base.minSegment(), base.kvBlocks(), base.blockSize(), base.maxTokensCap(), base.contextLength(),
                 base.runtimeId(), base.threadsPerShard());
         try (JobHarness.RunningJob job = harness.new RunningJob(settings, 0)) {
             requests.forEach(job::send);

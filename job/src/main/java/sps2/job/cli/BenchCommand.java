@@ -64,8 +64,8 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", description = "Tokenizer file, when the model does not carry one and none lies beside it.")
     Path tokenizer;
 
-    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
-    String backend;
+    @Option(names = "--backend", defaultValue = "cpu", converter = SettingConverters.Backend.class, description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
+    JobSettings.BackendKind backend;
 
     @Option(names = "--max-requests", defaultValue = "100", description = "Replay the first N requests of the trace; 0 = all (default: ${DEFAULT-VALUE}).")
     int maxRequests;
@@ -91,8 +91,8 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--chunk-size", description = "Sarathi token budget per iteration (default: 512 x length scale, at least 16).")
     Integer chunkSize;
 
-    @Option(names = "--csa", defaultValue = "dense", description = "sps2 sparse attention for remote K/V: dense, strided:D or sink-window:S:W (default: ${DEFAULT-VALUE}).")
-    String csa;
+    @Option(names = "--csa", defaultValue = "dense", converter = SettingConverters.Csa.class, description = "sps2 sparse attention for remote K/V: dense, strided:D or sink-window:S:W (default: ${DEFAULT-VALUE}).")
+    sps2.operators.csa.CsaPolicy csa;
 
     @Option(names = "--kv-blocks", description = "KV blocks per shard (default: room for every request at once, within --kv-memory-gb).")
     Integer kvBlocks;
@@ -203,7 +203,7 @@ public final class BenchCommand implements Callable<Integer> {
         Map<String, Object> description = new LinkedHashMap<>();
         description.put("trace", trace.toString());
         description.put("model", modelPath.toString());
-        description.put("backend", backend);
+        description.put("backend", backend.toString());
         description.put("requests", workload.requests().size());
         description.put("time_scale", timeScale);
         description.put("length_scale", lengthScale);
@@ -306,14 +306,14 @@ public final class BenchCommand implements Callable<Integer> {
         int cores = Runtime.getRuntime().availableProcessors();
         int threads = threadsPerShard != null ? threadsPerShard : Math.max(1, cores / shards);
         return new JobSettings(modelPath.toAbsolutePath().toString(), tokenizer == null ? null : tokenizer.toAbsolutePath().toString(), "default",
-                backend, m, shards, csa, "tail", chunk, 16, blocks, blockSize, c.contextLength(), c.contextLength(),
+                backend, JobSettings.Mode.parse(m), shards, csa, JobSettings.AppendPolicy.TAIL, chunk, 16, blocks, blockSize, c.contextLength(), c.contextLength(),
                 "bench-" + m + "-" + UUID.randomUUID(), threads);
     }
 
     private static Map<String, Object> settingsDescription(JobSettings s) {
         Map<String, Object> d = new LinkedHashMap<>();
         d.put("shards", s.shards());
-        d.put("csa", s.csa());
+        d.put("csa", s.csa().name());
         d.put("chunk_size", s.chunkSize());
         d.put("min_segment", s.minSegment());
         d.put("kv_blocks_per_shard", s.kvBlocks());

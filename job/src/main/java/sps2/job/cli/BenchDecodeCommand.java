@@ -37,8 +37,9 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Model checkpoint.")
     Path model;
 
-    @Option(names = "--modes", split = ",", defaultValue = "sps2,sarathi", description = "Modes to run (default: ${DEFAULT-VALUE}).")
-    List<String> modes;
+    @Option(names = "--modes", split = ",", defaultValue = "sps2,sarathi", converter = SettingConverters.Mode.class,
+            description = "Modes to run (default: ${DEFAULT-VALUE}).")
+    List<JobSettings.Mode> modes;
 
     @Option(names = "--short", defaultValue = "4", description = "Short requests decoding together (default: ${DEFAULT-VALUE}).")
     int shortRequests;
@@ -64,7 +65,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     @Mixin
     JobOptions jobOptions;
 
-    record Row(String mode, int shards, Histogram alone, Histogram during, double longTtftMs, double wallMs, double computeMs, int hops,
+    record Row(JobSettings.Mode mode, int shards, Histogram alone, Histogram during, double longTtftMs, double wallMs, double computeMs, int hops,
             double hopInMs, double shardMs, double hopOutMs, double gapMs) {
     }
 
@@ -74,7 +75,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
         ModelConfig config = ModelLoader.load(model).config();
         List<Row> rows = new ArrayList<>();
         try (EmbeddedKafka kafka = EmbeddedKafka.start()) {
-            for (String mode : modes) {
+            for (JobSettings.Mode mode : modes) {
                 jobOptions.mode = mode;
                 JobSettings settings = jobOptions.settings(model);
                 rows.add(run(kafka, settings, config));

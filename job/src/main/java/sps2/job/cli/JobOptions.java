@@ -14,20 +14,20 @@ public final class JobOptions {
     @Option(names = "--model-name", defaultValue = "default", description = "Name requests may use in their model field (default: ${DEFAULT-VALUE}).")
     public String modelName;
 
-    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
-    public String backend;
+    @Option(names = "--backend", defaultValue = "cpu", converter = SettingConverters.Backend.class, description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
+    public JobSettings.BackendKind backend;
 
-    @Option(names = "--mode", defaultValue = "sps2", description = "sps2 (sequence-parallel prefill and decode) or sarathi (chunked prefill baseline) (default: ${DEFAULT-VALUE}).")
-    public String mode;
+    @Option(names = "--mode", defaultValue = "sps2", converter = SettingConverters.Mode.class, description = "sps2 (sequence-parallel prefill and decode) or sarathi (chunked prefill baseline) (default: ${DEFAULT-VALUE}).")
+    public JobSettings.Mode mode;
 
     @Option(names = "--sp-degree", defaultValue = "1", description = "Shards: sequence-parallel degree in sps2 mode, workers in sarathi mode (default: ${DEFAULT-VALUE}).")
     public int spDegree;
 
-    @Option(names = "--csa", defaultValue = "dense", description = "Sparse attention for remote prefill K/V: dense, strided:D or sink-window:SINKS:WINDOW (default: ${DEFAULT-VALUE}).")
-    public String csa;
+    @Option(names = "--csa", defaultValue = "dense", converter = SettingConverters.Csa.class, description = "Sparse attention for remote prefill K/V: dense, strided:D or sink-window:SINKS:WINDOW (default: ${DEFAULT-VALUE}).")
+    public sps2.operators.csa.CsaPolicy csa;
 
-    @Option(names = "--append-policy", defaultValue = "tail", description = "Where decode appends KV: tail or least-loaded (default: ${DEFAULT-VALUE}).")
-    public String appendPolicy;
+    @Option(names = "--append-policy", defaultValue = "tail", converter = SettingConverters.Append.class, description = "Where decode appends KV: tail or least-loaded (default: ${DEFAULT-VALUE}).")
+    public JobSettings.AppendPolicy appendPolicy;
 
     @Option(names = "--chunk-size", defaultValue = "512", description = "Sarathi token budget per iteration (default: ${DEFAULT-VALUE}).")
     public int chunkSize;
@@ -50,9 +50,9 @@ public final class JobOptions {
     @Option(names = "--checkpoint-interval", defaultValue = "0", description = "Checkpoint interval in ms; 0 disables checkpointing (default: ${DEFAULT-VALUE}).")
     public long checkpointIntervalMs;
 
-    @Option(names = "--kv-recovery", defaultValue = "recompute",
+    @Option(names = "--kv-recovery", defaultValue = "recompute", converter = SettingConverters.Recovery.class,
             description = "After a restart: recompute (prefill running requests again from their token history) or snapshot (keep K/V values in keyed state and put them back; sps2 mode) (default: ${DEFAULT-VALUE}).")
-    public String kvRecovery;
+    public JobSettings.KvRecovery kvRecovery;
 
     public JobSettings settings(Path model) {
         int threads = threadsPerShard > 0 ? threadsPerShard : Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, spDegree));

@@ -25,8 +25,8 @@ public final class ModelOptions {
     @Option(names = "--tokenizer", description = "Tokenizer file (llama2.c tokenizer.bin); default: the GGUF's vocabulary or a tokenizer next to the model.")
     public Path tokenizer;
 
-    @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
-    public String backend;
+    @Option(names = "--backend", defaultValue = "cpu", converter = SettingConverters.Backend.class, description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
+    public sps2.operators.JobSettings.BackendKind backend;
 
     @Option(names = "--threads", defaultValue = "0", description = "CPU backend threads (0 = all cores).")
     public int threads;

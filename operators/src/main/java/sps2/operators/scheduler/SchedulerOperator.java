@@ -355,7 +355,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
             int[][] tables = new int[k][];
             for (int i = 0; i < k; i++) {
                 int tokens = bounds[i + 1] - bounds[i];
-                if (i == k - 1 && settings.appendPolicy().equals("tail")) {
+                if (i == k - 1 && settings.appendPolicy() == JobSettings.AppendPolicy.TAIL) {
                     tokens += remainingDecode;
                 }
                 tables[i] = allocators[peers[i]].allocate(allocators[peers[i]].blocksFor(tokens));
@@ -471,7 +471,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
     /** Index (into peers) of the shard that stores the next token's KV, growing its block table if needed; -1 if none can. */
     private int appendPeer(RequestState r) {
         int[] candidates;
-        if (settings.appendPolicy().equals("tail")) {
+        if (settings.appendPolicy() == JobSettings.AppendPolicy.TAIL) {
             candidates = new int[] {r.peers.length - 1};
         } else {
             Integer[] order = new Integer[r.peers.length];

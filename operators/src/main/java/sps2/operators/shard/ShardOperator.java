@@ -24,7 +24,6 @@ import sps2.model.ModelConfig;
 import sps2.model.generation.StopRule;
 import sps2.model.tokenizer.Tokenizer;
 import sps2.operators.JobSettings;
-import sps2.operators.csa.CsaPolicy;
 import sps2.operators.feedback.FeedbackChannel;
 import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
@@ -105,8 +104,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
                         + "(taskmanager.numberOfTaskSlots) and one TaskManager per sequence-parallel group, or lower --sp-degree."));
             }
         }
-        CsaPolicy csa = CsaPolicy.parse(settings.csa());
-        engine = new ShardEngine(runtime, shard, exchange, csa, EXCHANGE_TIMEOUT, false, !settings.snapshotKv());
+        engine = new ShardEngine(runtime, shard, exchange, settings.csa(), EXCHANGE_TIMEOUT, false, !settings.snapshotKv());
         onDevice = new HashSet<>();
         if (settings.snapshotKv()) {
             int layers = runtime.model().config().nLayers();
