@@ -13,6 +13,21 @@ __global__ void embed(void* out, int odt, const void* table, int tdt, const int*
     }
 }
 
+// The sum of v over the block's threads (a warp sum, then one warp over the warps' sums), seen by every thread.
+__device__ __forceinline__ float block_sum(float v) {
+    __shared__ float part[32];
+    v = warp_sum(v);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float t = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
+        t = warp_sum(t);
+        if (threadIdx.x == 0) part[0] = t;
+    }
+    __syncthreads();
+    return part[0];
+}
+
 // out[i] = x[i] / sqrt(mean(x[i]^2) + eps) * w            grid (n), block 256
 __global__ void rmsnorm(void* out, int odt, const void* x, int xdt, const void* w, int wdt, int dim, float eps) {
     long base = (long)blockIdx.x * dim;
@@ -21,17 +36,7 @@ __global__ void rmsnorm(void* out, int odt, const void* x, int xdt, const void* 
         float v = ldf(x, xdt, base + c);
         ss += v * v;
     }
-    __shared__ float part[32];
-    ss = warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float t = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
-        t = warp_sum(t);
-        if (threadIdx.x == 0) part[0] = t;
-    }
-    __syncthreads();
-    float inv = rsqrtf(part[0] / dim + eps);
+    float inv = rsqrtf(block_sum(ss) / dim + eps);
     for (int c = threadIdx.x; c < dim; c += blockDim.x) {
         stf(out, odt, base + c, ldf(x, xdt, base + c) * inv * ldf(w, wdt, c));
     }
@@ -48,17 +53,7 @@ __global__ void add_rmsnorm(void* out, int odt, void* x, int xdt, const void* y,
         float v = ldf(x, xdt, base + c);
         ss += v * v;
     }
-    __shared__ float part[32];
-    ss = warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float t = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
-        t = warp_sum(t);
-        if (threadIdx.x == 0) part[0] = t;
-    }
-    __syncthreads();
-    float inv = rsqrtf(part[0] / dim + eps);
+    float inv = rsqrtf(block_sum(ss) / dim + eps);
     for (int c = threadIdx.x; c < dim; c += blockDim.x) {
         stf(out, odt, base + c, ldf(x, xdt, base + c) * inv * ldf(w, wdt, c));
     }
