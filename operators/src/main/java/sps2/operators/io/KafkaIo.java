@@ -23,11 +23,16 @@ import sps2.schemas.TokenEvent;
  * a new group. The Kafka source commits offsets when a checkpoint completes, so a job without
  * checkpointing re-reads from the last commit after a restart.
  *
+ * <p>Record sizes: the job parses request values of at most {@code maxRequestBytes} (larger ones become dead
+ * letters unread, see {@link RequestDeserializer}); every record it writes is bounded far below the producers'
+ * {@code max.request.size} of {@link RecordLimits#PRODUCER_MAX_REQUEST_BYTES} (see {@link RecordLimits}).
+ *
  * @param bootstrapServers Kafka bootstrap servers, {@code host:port[,host:port...]}
  * @param groupId consumer group of the request source
  * @param topics topic names
+ * @param maxRequestBytes largest request value the job parses
  */
-public record KafkaIo(String bootstrapServers, String groupId, KafkaTopics topics) {
+public record KafkaIo(String bootstrapServers, String groupId, KafkaTopics topics, int maxRequestBytes) {
 
     /** How long a fetch waits on the broker for data when there is none (ms). */
     public static final int FETCH_MAX_WAIT_MS = 10;
@@ -36,11 +41,19 @@ public record KafkaIo(String bootstrapServers, String groupId, KafkaTopics topic
         Objects.requireNonNull(bootstrapServers, "bootstrapServers");
         Objects.requireNonNull(groupId, "groupId");
         Objects.requireNonNull(topics, "topics");
+        if (maxRequestBytes < 1) {
+            throw new IllegalArgumentException("The largest request must be at least 1 byte, not " + maxRequestBytes + ".");
+        }
+    }
+
+    /** Kafka I/O that parses requests of up to {@link RecordLimits#DEFAULT_MAX_REQUEST_BYTES}. */
+    public KafkaIo(String bootstrapServers, String groupId, KafkaTopics topics) {
+        this(bootstrapServers, groupId, topics, RecordLimits.DEFAULT_MAX_REQUEST_BYTES);
     }
 
     /** Source of parsed requests (unreadable records arrive as dead letters, see {@link RequestDeserializer}). */
     public KafkaSource<ParsedRequest> requestSource() {
-        return requestSource(new RequestDeserializer());
+        return requestSource(new RequestDeserializer(java.util.List.of(), maxRequestBytes));
     }
 
     public KafkaSource<ParsedRequest> requestSource(RequestDeserializer deserializer) {
@@ -85,6 +98,7 @@ public record KafkaIo(String bootstrapServers, String groupId, KafkaTopics topic
         props.setProperty(ProducerConfig.ACKS_CONFIG, "all");
         props.setProperty(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
         props.setProperty(ProducerConfig.COMPRESSION_TYPE_CONFIG, "none");
+        props.setProperty(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, Integer.toString(RecordLimits.PRODUCER_MAX_REQUEST_BYTES));
         return props;
     }
 
