@@ -88,6 +88,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     /** The restore step after a snapshot recovery while it is in flight; decoding waits for it. */
     private transient long restoreIteration;
     private transient MailboxExecutor mailbox;
+    private transient org.apache.flink.metrics.Counter duplicatesIgnored;
+    private transient org.apache.flink.metrics.Counter idConflicts;
 
     public SchedulerOperator(JobSettings settings, ModelConfig config) {
         this.settings = settings;
@@ -110,6 +112,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         decodeWallMs = getMetricGroup().histogram("decodeStepWallMs", new org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram(1000));
         decodeOverheadMs = getMetricGroup().histogram("decodeStepOverheadMs", new org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram(1000));
         getMetricGroup().gauge("iterationsInFlight", () -> inFlightStats.size());
+        duplicatesIgnored = getMetricGroup().counter("duplicateRequestsIgnored");
+        idConflicts = getMetricGroup().counter("requestIdConflicts");
         released = new Map[] {new HashMap<>(), new HashMap<>()};
         segmenter = new Segmenter(config, settings.minSegment());
         nextIteration = (System.nanoTime() & 0x7fffffffL) << 24;
@@ -132,8 +136,24 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     public void processElement(StreamRecord<Admitted> element) throws Exception {
         Admitted a = element.getValue();
         recoverIfRestored();
-        if (requests.contains(a.requestId)) {
-            reject(a.requestId, "A request with id " + a.requestId + " is already in flight; request ids must be unique.", FinishReason.REJECTED);
+        RequestState running = requests.get(a.requestId);
+        if (running != null) {
+            // A retry of the same request (a producer retry, a client resending) is the request itself: it
+            // runs once. A different request under a running id is not served, and its notice must not end
+            // the running one's stream: index -2 and finished false, which consumers of that stream skip.
+            if (sameRequest(running.request, a)) {
+                duplicatesIgnored.inc();
+                LOG.info("Request {} arrived again with the same content while it runs; the copy is ignored.", a.requestId);
+            } else {
+                idConflicts.inc();
+                TokenEvent notice = TokenEvent.newBuilder().setRequestId(a.requestId).setIndex(-2).setFinished(false)
+                        .setFinishReason(FinishReason.ID_CONFLICT)
+                        .setError("A different request with id " + a.requestId + " arrived while the request with that id runs; it was not served"
+                                + " and the running request goes on. Request ids must be unique.")
+                        .setEmitTimestampMs(System.currentTimeMillis()).build();
+                output.collect(REJECTIONS, new StreamRecord<>(notice));
+                LOG.info("Did not serve a different request under the running id {}.", a.requestId);
+            }
             return;
         }
         int need = a.promptTokens.length + a.maxTokens;
@@ -271,6 +291,14 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
             }
         }
         schedule();
+    }
+
+    /** Whether two submissions ask for the same generation (priority and arrival time aside). */
+    static boolean sameRequest(Admitted a, Admitted b) {
+        return Arrays.equals(a.promptTokens, b.promptTokens) && a.maxTokens == b.maxTokens
+                && Float.compare(a.temperature, b.temperature) == 0 && a.topK == b.topK && Float.compare(a.topP, b.topP) == 0
+                && Float.compare(a.minP, b.minP) == 0 && a.seed == b.seed && a.ignoreEos == b.ignoreEos
+                && Arrays.equals(a.stopTokens, b.stopTokens) && Arrays.equals(a.stopStrings, b.stopStrings);
     }
 
     private void finish(String id, RequestState s) throws Exception {
