@@ -65,6 +65,13 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
     /** sps2 mode: prefill iterations go to their own pipeline of stage operators, so decode never queues behind them. */
     public static final OutputTag<StageMsg> PREFILL_STEPS = new OutputTag<>("prefill-steps", TypeInformation.of(StageMsg.class));
     private static final long WATCHDOG_MS = 100;
+    /**
+     * Order of waiting requests: higher priority first (every int, Integer.MIN_VALUE too: no negation, which
+     * overflows for it), then earlier arrival.
+     */
+    static final Comparator<Map.Entry<String, RequestState>> SCHEDULING_ORDER =
+            Comparator.<Map.Entry<String, RequestState>, Integer>comparing(e -> e.getValue().request.priority, Comparator.reverseOrder())
+                    .thenComparingLong(e -> e.getValue().arrival);
 
     private final JobSettings settings;
     private final ModelConfig config;
@@ -341,8 +348,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         if (!anyInFlight(true)) {
             all.stream()
                     .filter(e -> e.getValue().phase == RequestState.WAITING)
-                    .min(Comparator.<Map.Entry<String, RequestState>>comparingInt(e -> -e.getValue().request.priority)
-                            .thenComparingLong(e -> e.getValue().arrival))
+                    .min(SCHEDULING_ORDER)
                     .ifPresent(e -> startPrefill(e.getKey(), e.getValue()));
         }
         if (!anyInFlight(false) && restoreIteration < 0) {
@@ -488,8 +494,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<StageMsg>
         int[] budget = new int[settings.shards()];
         Arrays.fill(budget, settings.chunkSize());
         List<Map.Entry<String, RequestState>> byArrival = new ArrayList<>(all);
-        byArrival.sort(Comparator.<Map.Entry<String, RequestState>>comparingInt(e -> -e.getValue().request.priority)
-                .thenComparingLong(e -> e.getValue().arrival));
+        byArrival.sort(SCHEDULING_ORDER);
         // 1. running decodes
         for (Map.Entry<String, RequestState> e : byArrival) {
             RequestState r = e.getValue();
