@@ -67,12 +67,14 @@ final class JobHarness implements AutoCloseable {
     /** A running job with its own topics. */
     final class RunningJob implements AutoCloseable {
         final KafkaTopics topics;
+        final JobSettings settings;
         final JobClient client;
         private final KafkaProducer<byte[], byte[]> producer;
         private final KafkaConsumer<byte[], byte[]> consumer;
         final Map<String, List<TokenEvent>> events = new HashMap<>();
 
         RunningJob(JobSettings settings, long checkpointMs) throws Exception {
+            this.settings = settings;
             topics = KafkaTopics.withPrefix("t" + UUID.randomUUID().toString().substring(0, 8) + "-");
             kafka.createTopics(1, topics.all());
             // The requests topic takes records far larger than the job reads, as a misconfigured one might.
