@@ -33,7 +33,7 @@ import sps2.schemas.TokenEvent;
  * offset of the request group reaches the end of the topic, which it does only once every record has its outcome.
  */
 class FuzzTest extends JobTestBase {
-    private static final int RECORDS = 1500;
+    private static final int RECORDS = 1000;
 
     @Test
     void everyFuzzedRecordGetsExactlyOneOutcomeAndTheCommittedOffsetReachesTheEnd() throws Exception {

@@ -123,7 +123,8 @@ class ServeRestartTest extends JobTestBase {
         Batch(String prefix, TokenStreamConsumer tokens) {
             String[] prompts = {"Once upon a time", "The little dog", "Lily and Tom went to the park", "One day", "The sun was"};
             for (int i = 0; i < REQUESTS; i++) {
-                GenerateRequest r = JobEndToEndTest.request(prefix + i, prompts[i % prompts.length], 300, i % 3 == 0 ? 0f : 0.9f, 77 + i);
+                GenerateRequest r = GenerateRequest.newBuilder(JobEndToEndTest.request(prefix + i, prompts[i % prompts.length], 200,
+                        i % 3 == 0 ? 0f : 0.9f, 77 + i)).setIgnoreEos(true).build();
                 requests.put(r.getRequestId(), r);
                 results.put(r.getRequestId(), tokens.track(r.getRequestId(), new TokenStreamConsumer.Listener() {
                     @Override

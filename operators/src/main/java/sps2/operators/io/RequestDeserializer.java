@@ -85,7 +85,7 @@ public final class RequestDeserializer implements KafkaRecordDeserializationSche
         ParsedRequest parsed = parse(record.topic(), record.partition(), record.offset(), record.key(), record.value(),
                 System.currentTimeMillis());
         if (!parsed.isRequest()) {
-            LOG.warn("Record {}-{}@{} goes to the dead-letter topic: {}", record.topic(), record.partition(),
+            LOG.debug("Record {}-{}@{} goes to the dead-letter topic: {}", record.topic(), record.partition(),
                     record.offset(), parsed.deadLetter().getReason());
         }
         out.collect(parsed);
