@@ -68,7 +68,7 @@ class StandaloneClusterTest {
             String[] run = {"run", "-d", flink.jobJar().toString(), "serve", "--bootstrap-servers", kafka.bootstrapServers(), "--model",
                     model.toString(), "--topic-prefix", "cluster-", "--group-id", "cluster-test", "--checkpoint-interval", "300",
                     "--threads-per-shard", "1"};
-            phase("cluster up", t0);
+            phase("cluster up (job jar " + flink.jobJar().getFileName() + ")", t0);
             StandaloneFlink.CliResult submitted = flink.flink(run);
             assertEquals(0, submitted.exitCode(), submitted.output());
             String job = submitted.jobId().orElseThrow(() -> new AssertionError("no job id:\n" + submitted.output()));
