@@ -176,7 +176,7 @@ class FinishedOffsetsTest {
         java.util.List<String> open = new java.util.ArrayList<>();
         int rounds = 0;
         try (FinishedOffsets finished = new FinishedOffsets(io.finishedOffsets(io.maxRequestBytes()))) {
-            for (int step = 0; step < 200; step++) {
+            for (int step = 0; step < 120; step++) {
                 int what = random.nextInt(10);
                 if (what < 4) {
                     int partition = random.nextInt(2);
