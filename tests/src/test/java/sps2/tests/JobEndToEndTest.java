@@ -38,7 +38,8 @@ class JobEndToEndTest extends JobTestBase {
         Tokenizer tok = Tokenizers.forModel(model, null, w);
         int[] prompt = tok.encode(r.getPrompt(), true);
         SamplingParams p = new SamplingParams(r.getTemperature(), r.getTopK(), r.getTopP(), r.getMinP(), r.getSeed());
-        StopRule stop = new StopRule(r.getMaxTokens(), tok.eos(), false, java.util.Set.of(), List.of(), w.config().contextLength());
+        StopRule stop = new StopRule(r.getMaxTokens(), r.getIgnoreEos() ? -1 : tok.eos(), r.getIgnoreEos(), java.util.Set.of(), List.of(),
+                w.config().contextLength());
         try (CpuBackend b = new CpuBackend(1); LlamaModel m = new LlamaModel(b, w, null)) {
             int[] n = {0};
             return new Generator(m, 512).generate(prompt, r.getMaxTokens(), p, t -> {

@@ -43,6 +43,9 @@ import sps2.schemas.TokenEvent;
  * its own topics so runs never see each other's records.
  */
 final class JobHarness implements AutoCloseable {
+    /** The largest request record tests may send (the topic and the producer allow it; the job reads less). */
+    static final int LARGEST_REQUEST_RECORD = 16 << 20;
+
     final EmbeddedKafka kafka;
 
     JobHarness() throws Exception {
@@ -64,14 +67,22 @@ final class JobHarness implements AutoCloseable {
     /** A running job with its own topics. */
     final class RunningJob implements AutoCloseable {
         final KafkaTopics topics;
+        final JobSettings settings;
         final JobClient client;
         private final KafkaProducer<byte[], byte[]> producer;
         private final KafkaConsumer<byte[], byte[]> consumer;
         final Map<String, List<TokenEvent>> events = new HashMap<>();
 
         RunningJob(JobSettings settings, long checkpointMs) throws Exception {
+            this.settings = settings;
             topics = KafkaTopics.withPrefix("t" + UUID.randomUUID().toString().substring(0, 8) + "-");
             kafka.createTopics(1, topics.all());
+            // The requests topic takes records far larger than the job reads, as a misconfigured one might.
+            kafka.admin().incrementalAlterConfigs(Map.of(
+                    new org.apache.kafka.common.config.ConfigResource(org.apache.kafka.common.config.ConfigResource.Type.TOPIC, topics.requests()),
+                    List.of(new org.apache.kafka.clients.admin.AlterConfigOp(
+                            new org.apache.kafka.clients.admin.ConfigEntry("max.message.bytes", Integer.toString(LARGEST_REQUEST_RECORD)),
+                            org.apache.kafka.clients.admin.AlterConfigOp.OpType.SET)))).all().get();
             Configuration conf = new Configuration();
             conf.set(PipelineOptions.GENERIC_TYPES, false);
             conf.set(TaskManagerOptions.NETWORK_MEMORY_MIN, MemorySize.ofMebiBytes(128));
@@ -87,6 +98,7 @@ final class JobHarness implements AutoCloseable {
             Properties p = new Properties();
             p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
             p.put(ProducerConfig.LINGER_MS_CONFIG, 0);
+            p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, LARGEST_REQUEST_RECORD);
             producer = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
             Properties c = new Properties();
             c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, kafka.bootstrapServers());
@@ -97,7 +109,8 @@ final class JobHarness implements AutoCloseable {
         }
 
         void send(GenerateRequest r) {
-            producer.send(new ProducerRecord<>(topics.requests(), r.getRequestId().getBytes(), AvroCodec.encode(r)));
+            byte[] key = r.getRequestId().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            producer.send(new ProducerRecord<>(topics.requests(), key.length > 1024 ? null : key, AvroCodec.encode(r)));
             producer.flush();
         }
 

@@ -63,6 +63,10 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--ids", description = "Print the whole token id sequence (BOS and prompt included) like generate --ids.")
     boolean ids;
 
+    @Option(names = "--metrics-port", defaultValue = "0",
+            description = "Serve the job's metrics for Prometheus on this port while the demo runs; 0: no endpoint (default: ${DEFAULT-VALUE}).")
+    int metricsPort;
+
     @Option(names = "--verbose", description = "Show Flink's and Kafka's own logs.")
     boolean verbose;
 
@@ -97,7 +101,7 @@ public final class DemoCommand implements Callable<Integer> {
             kafka.createTopics(1, topics.all());
             System.err.println("Kafka broker is up at " + kafka.bootstrapServers() + ".");
             KafkaIo io = new KafkaIo(kafka.bootstrapServers(), "sps2-demo", topics);
-            try (EmbeddedJob job = EmbeddedJob.start(settings, io, jobOptions.checkpointIntervalMs, Duration.ofMinutes(5));
+            try (EmbeddedJob job = EmbeddedJob.start(settings, io, jobOptions.checkpointIntervalMs(0), Duration.ofMinutes(5), metricsPort);
                     TokenStreamConsumer consumer = TokenStreamConsumer.open(kafka.bootstrapServers(), topics.tokens(), Duration.ofSeconds(30));
                     RequestProducer producer = new RequestProducer(kafka.bootstrapServers(), topics.requests())) {
                 System.err.println("The sps2 job is running (" + settings.mode() + " mode, " + settings.shards() + " shard(s), " + settings.backend()

@@ -34,10 +34,20 @@ public final class EmbeddedJob implements AutoCloseable {
 
     /** Starts a cluster with one slot per shard, submits the job, and waits until every task runs (models loaded). */
     public static EmbeddedJob start(JobSettings settings, KafkaIo io, long checkpointMs, Duration timeout) throws Exception {
-        EmbeddedFlink flink = EmbeddedFlink.start(1, Math.max(1, settings.shards()));
+        return start(settings, io, checkpointMs, timeout, 0);
+    }
+
+    /** The same, with the job's metrics served for Prometheus on {@code metricsPort} unless it is 0. */
+    public static EmbeddedJob start(JobSettings settings, KafkaIo io, long checkpointMs, Duration timeout, int metricsPort) throws Exception {
+        Configuration cluster = new Configuration();
+        if (metricsPort > 0) {
+            ServeCommand.prometheus(cluster, metricsPort);
+        }
+        EmbeddedFlink flink = EmbeddedFlink.start(EmbeddedFlink.Options.of(1, Math.max(1, settings.shards())).withExtra(cluster));
         try {
             Configuration conf = new Configuration();
             conf.set(PipelineOptions.GENERIC_TYPES, false);
+            FaultTolerance.restartStrategy(conf);
             StreamExecutionEnvironment env = flink.createEnvironment(conf);
             configure(env, checkpointMs);
             Sps2Job.build(env, settings, io);

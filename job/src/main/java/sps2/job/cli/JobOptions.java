@@ -47,12 +47,21 @@ public final class JobOptions {
     @Option(names = "--threads-per-shard", defaultValue = "0", description = "CPU backend threads per shard (0 = cores / shards).")
     public int threadsPerShard;
 
-    @Option(names = "--checkpoint-interval", defaultValue = "0", description = "Checkpoint interval in ms; 0 disables checkpointing (default: ${DEFAULT-VALUE}).")
-    public long checkpointIntervalMs;
+    @Option(names = "--checkpoint-interval",
+            description = "Checkpoint interval in ms; 0 disables checkpointing (default: 10000 for serve, 0 for the embedded commands).")
+    public Long checkpointIntervalMs;
 
     @Option(names = "--kv-recovery", defaultValue = "recompute", converter = SettingConverters.Recovery.class,
             description = "After a restart: recompute (prefill running requests again from their token history) or snapshot (keep K/V values in keyed state and put them back; sps2 mode) (default: ${DEFAULT-VALUE}).")
     public JobSettings.KvRecovery kvRecovery;
+
+    /** The checkpoint interval asked for, or the command's own default when none was. */
+    public long checkpointIntervalMs(long commandDefault) {
+        if (checkpointIntervalMs != null && checkpointIntervalMs < 0) {
+            throw new sps2.job.UserException("--checkpoint-interval must be 0 (off) or a positive number of ms, not " + checkpointIntervalMs + ".");
+        }
+        return checkpointIntervalMs == null ? commandDefault : checkpointIntervalMs;
+    }
 
     public JobSettings settings(Path model) {
         int threads = threadsPerShard > 0 ? threadsPerShard : Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, spDegree));

@@ -138,6 +138,11 @@ public final class ClientCommand implements Callable<Integer> {
                     out.flush();
                     printed.incrementAndGet();
                 }
+
+                @Override
+                public void onConflict(TokenEvent notice) {
+                    err.println("Warning: " + notice.getError());
+                }
             });
             String id = request.getRequestId();
             sentNanos = System.nanoTime();

@@ -27,6 +27,8 @@ import org.slf4j.LoggerFactory;
 
 import sps2.operators.io.AvroCodec;
 import sps2.operators.io.KafkaIo;
+import sps2.operators.io.RecordLimits;
+import sps2.operators.io.RequestIds;
 import sps2.schemas.FinishReason;
 import sps2.schemas.TokenEvent;
 
@@ -45,6 +47,13 @@ import sps2.schemas.TokenEvent;
  * arrived, so callers can measure time to first token and time between tokens. A request is
  * complete once an event with {@code finished} has arrived and every index before it too; an
  * error or rejection without a token (index -1) completes it at once.
+ *
+ * <p>An {@link FinishReason#ID_CONFLICT} notice (index -2, not finished) says that a different request was
+ * sent under a running id and not served; it is not an event of the running request's stream, so it ends
+ * nothing: it goes to {@link Listener#onConflict} and is counted in {@link Result#conflicts()}. Other negative
+ * indices that are not finished are skipped the same way. A request whose id is longer than
+ * {@link RecordLimits#MAX_REQUEST_ID_BYTES} is followed under {@link RequestIds#eventId}, the id its rejection
+ * carries.
  */
 public final class TokenStreamConsumer implements AutoCloseable {
 
@@ -60,6 +69,10 @@ public final class TokenStreamConsumer implements AutoCloseable {
         /** The request is complete; called before its future completes. */
         default void onComplete(Result result) {
         }
+
+        /** A notice that another request reused this id and was not served; the tracked request goes on. */
+        default void onConflict(TokenEvent notice) {
+        }
     }
 
     /**
@@ -72,9 +85,10 @@ public final class TokenStreamConsumer implements AutoCloseable {
      * @param error the error or rejection message, or null
      * @param duplicates events that repeated an index already received
      * @param mismatches duplicates whose content differs from the first copy (should be 0)
+     * @param conflicts notices of other requests sent under this id while it ran (not served)
      */
     public record Result(String requestId, List<TokenEvent> tokens, long[] arrivalNanos, FinishReason finishReason,
-                         String error, int duplicates, int mismatches) {
+                         String error, int duplicates, int mismatches, int conflicts) {
 
         /** Whether the request ended with an error or was rejected. */
         public boolean failed() {
@@ -151,11 +165,12 @@ public final class TokenStreamConsumer implements AutoCloseable {
      */
     public CompletableFuture<Result> track(String requestId, Listener listener) {
         Tracker tracker = new Tracker(requestId, Objects.requireNonNull(listener, "listener"));
-        if (trackers.putIfAbsent(requestId, tracker) != null) {
-            throw new IllegalStateException("Request " + requestId + " is already being tracked.");
+        String eventId = RequestIds.eventId(requestId);
+        if (trackers.putIfAbsent(eventId, tracker) != null) {
+            throw new IllegalStateException("Request " + RecordLimits.quote(requestId) + " is already being tracked.");
         }
         if (closing) {
-            trackers.remove(requestId);
+            trackers.remove(eventId);
             tracker.future.completeExceptionally(new IllegalStateException("The token consumer is closed."));
         }
         return tracker.future;
@@ -236,6 +251,7 @@ public final class TokenStreamConsumer implements AutoCloseable {
         final List<Long> deliveredArrival = new ArrayList<>();
         int duplicates;
         int mismatches;
+        int conflicts;
         /** Index of the finishing event, once it has arrived. */
         int finalIndex = -1;
         /** How the request ended, once it has. */
@@ -250,6 +266,15 @@ public final class TokenStreamConsumer implements AutoCloseable {
         /** Takes one event; returns true when the request is complete (then call {@link #finish()}). */
         boolean accept(TokenEvent event, long arrivalNanos) {
             int index = event.getIndex();
+            if (index < 0 && !event.getFinished()) {
+                // Not part of this request's stream: a notice about another submission under its id.
+                if (event.getFinishReason() == FinishReason.ID_CONFLICT) {
+                    conflicts++;
+                    LOG.warn("Request {}: {}", RecordLimits.quote(requestId), event.getError());
+                    listener.onConflict(event);
+                }
+                return false;
+            }
             if (index < 0) {
                 // An error or rejection that produced no token ends the request at once.
                 finishReason = event.getFinishReason();
@@ -293,7 +318,7 @@ public final class TokenStreamConsumer implements AutoCloseable {
             for (int i = 0; i < arrivals.length; i++) {
                 arrivals[i] = deliveredArrival.get(i);
             }
-            Result result = new Result(requestId, List.copyOf(delivered), arrivals, finishReason, error, duplicates, mismatches);
+            Result result = new Result(requestId, List.copyOf(delivered), arrivals, finishReason, error, duplicates, mismatches, conflicts);
             try {
                 listener.onComplete(result);
             } finally {

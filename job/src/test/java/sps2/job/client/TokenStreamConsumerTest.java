@@ -101,6 +101,41 @@ class TokenStreamConsumerTest {
     }
 
     @Test
+    void anIdConflictNoticeDoesNotEndTheRunningRequest() throws Exception {
+        List<TokenEvent> notices = Collections.synchronizedList(new ArrayList<>());
+        try (TokenStreamConsumer consumer = TokenStreamConsumer.open(kafka.bootstrapServers(), TOPIC, WAIT)) {
+            CompletableFuture<TokenStreamConsumer.Result> answer = consumer.track("r4", new TokenStreamConsumer.Listener() {
+                @Override
+                public void onConflict(TokenEvent notice) {
+                    notices.add(notice);
+                }
+            });
+            tokens.write(TokenTopic.token("r4", 0, "a", false, FinishReason.NONE));
+            tokens.write(TokenEvent.newBuilder().setRequestId("r4").setIndex(-2).setFinished(false)
+                    .setFinishReason(FinishReason.ID_CONFLICT).setError("A different request with id r4 arrived.").build());
+            tokens.write(TokenTopic.token("r4", 1, " b", true, FinishReason.LENGTH));
+            TokenStreamConsumer.Result result = answer.get(WAIT.toSeconds(), TimeUnit.SECONDS);
+            assertEquals("a b", result.text());
+            assertEquals(FinishReason.LENGTH, result.finishReason());
+            assertFalse(result.failed());
+            assertEquals(1, result.conflicts());
+            assertEquals(1, notices.size());
+        }
+    }
+
+    @Test
+    void aRequestWithAnOverLongIdGetsTheRejectionUnderItsBoundedId() throws Exception {
+        String id = "z".repeat(600_000);
+        try (TokenStreamConsumer consumer = TokenStreamConsumer.open(kafka.bootstrapServers(), TOPIC, WAIT)) {
+            CompletableFuture<TokenStreamConsumer.Result> answer = consumer.track(id);
+            tokens.write(TokenTopic.rejection(sps2.operators.io.RequestIds.eventId(id), "The request id is 600000 bytes long."));
+            TokenStreamConsumer.Result result = answer.get(WAIT.toSeconds(), TimeUnit.SECONDS);
+            assertEquals(FinishReason.REJECTED, result.finishReason());
+            assertTrue(result.error().contains("600000"));
+        }
+    }
+
+    @Test
     void closingFailsRequestsStillPending() throws Exception {
         CompletableFuture<TokenStreamConsumer.Result> answer;
         try (TokenStreamConsumer consumer = TokenStreamConsumer.open(kafka.bootstrapServers(), TOPIC, WAIT)) {

@@ -130,6 +130,50 @@ public final class AvroCodec {
         }
 
         /**
+         * The request id at the start of {@code bytes} without reading the rest (for a value too large to
+         * parse), or null when the value does not open with a readable id: it must be a raw datum, or a single
+         * object of a known writer schema whose first field is the string {@code requestId}, and the id's
+         * declared length must be backed by bytes. Invalid UTF-8 becomes U+FFFD, as Avro decodes it.
+         */
+        public String peekRequestId(byte[] bytes) {
+            Schema writer = GenerateRequest.getClassSchema();
+            int offset = 0;
+            if (isSingleObject(bytes)) {
+                if (bytes.length < SINGLE_OBJECT_HEADER_BYTES) {
+                    return null;
+                }
+                WriterReader writerReader = byFingerprint.get(fingerprint(bytes));
+                if (writerReader == null) {
+                    return null;
+                }
+                writer = writerReader.writer();
+                offset = SINGLE_OBJECT_HEADER_BYTES;
+            }
+            Schema.Field first = writer.getFields().isEmpty() ? null : writer.getFields().get(0);
+            if (first == null || !first.name().equals("requestId") || first.schema().getType() != Schema.Type.STRING) {
+                return null;
+            }
+            // The id's length: a zig-zag varint of at most 10 bytes, as Avro writes a long.
+            long raw = 0;
+            int at = offset;
+            for (int shift = 0; ; shift += 7) {
+                if (at >= bytes.length || shift > 63) {
+                    return null;
+                }
+                int b = bytes[at++] & 0xFF;
+                raw |= (long) (b & 0x7F) << shift;
+                if ((b & 0x80) == 0) {
+                    break;
+                }
+            }
+            long length = (raw >>> 1) ^ -(raw & 1);
+            if (length < 0 || length > bytes.length - at) {
+                return null;
+            }
+            return new String(bytes, at, (int) length, java.nio.charset.StandardCharsets.UTF_8);
+        }
+
+        /**
          * Decodes one value; throws {@link MissingSchemaException} for a single object of an
          * unknown writer schema and another exception for anything unreadable.
          */
@@ -140,16 +184,22 @@ public final class AvroCodec {
             if (bytes.length < SINGLE_OBJECT_HEADER_BYTES) {
                 throw new IOException("The single-object header is cut short at " + bytes.length + " bytes.");
             }
-            long fingerprint = 0;
-            for (int i = SINGLE_OBJECT_HEADER_BYTES - 1; i >= 2; i--) {
-                fingerprint = (fingerprint << 8) | (bytes[i] & 0xFFL);
-            }
+            long fingerprint = fingerprint(bytes);
             WriterReader writerReader = byFingerprint.get(fingerprint);
             if (writerReader == null) {
                 throw new MissingSchemaException("writer schema fingerprint " + Long.toHexString(fingerprint));
             }
             return decodeStrict(bytes, SINGLE_OBJECT_HEADER_BYTES, writerReader.writer(), writerReader.reader());
         }
+    }
+
+    /** The little-endian writer schema fingerprint of a single-object header. */
+    private static long fingerprint(byte[] bytes) {
+        long fingerprint = 0;
+        for (int i = SINGLE_OBJECT_HEADER_BYTES - 1; i >= 2; i--) {
+            fingerprint = (fingerprint << 8) | (bytes[i] & 0xFFL);
+        }
+        return fingerprint;
     }
 
     private static <T extends SpecificRecord> byte[] encodeRaw(T record, SpecificDatumWriter<T> writer) {

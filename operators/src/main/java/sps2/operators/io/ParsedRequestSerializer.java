@@ -36,7 +36,7 @@ public final class ParsedRequestSerializer extends TypeSerializerSingleton<Parse
     @Override
     public ParsedRequest createInstance() {
         // A placeholder: ParsedRequest is immutable and deserialize never reuses it.
-        return ParsedRequest.dead(new DeadLetter("", 0, 0L, null, null, "", 0L), 0L);
+        return ParsedRequest.dead(DeadLetter.newBuilder().setTopic("").setPartition(0).setOffset(0L).setReason("").build(), 0L);
     }
 
     @Override

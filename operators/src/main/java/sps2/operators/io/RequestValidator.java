@@ -13,7 +13,12 @@ import sps2.schemas.GenerateRequest;
  *
  * <p>The prompt length of a text prompt is only known after tokenizing, so it is checked separately
  * by {@link #validatePromptLength(int, int)}; {@link #validate(GenerateRequest)} checks it at once
- * for a prompt given as token ids. Duplicate request ids in flight are the scheduler's concern.
+ * for a prompt given as token ids, and {@link #validatePromptText} turns away a text too long for any
+ * tokenization to fit before it is tokenized. Duplicate request ids in flight are the scheduler's concern.
+ *
+ * <p>Besides the model's limits every request is held to {@link RecordLimits} (id, model name, stop
+ * strings and tokens), and messages quote user-given values only in part, so that a rejection is always
+ * a small record.
  */
 public final class RequestValidator implements Serializable {
 
@@ -31,13 +36,22 @@ public final class RequestValidator implements Serializable {
 
     /** Checks the request's fields; returns null if they are acceptable, otherwise the reason. */
     public String validate(GenerateRequest request) {
-        if (request.getRequestId() == null || request.getRequestId().isBlank()) {
-            return "The request id is empty.";
+        String badId = RequestIds.problem(request.getRequestId());
+        if (badId != null) {
+            return badId;
         }
         String model = request.getModel();
+        if (model != null && RequestIds.utf8Length(model) > RecordLimits.MAX_MODEL_NAME_BYTES) {
+            return "The model name is " + RequestIds.utf8Length(model) + " bytes long; names have at most "
+                    + RecordLimits.MAX_MODEL_NAME_BYTES + " bytes.";
+        }
         if (model != null && !limits.modelNames().contains(model)) {
-            return "The model '" + model + "' is not served here; known models: "
+            return "The model " + RecordLimits.quote(model) + " is not served here; known models: "
                     + String.join(", ", new TreeSet<>(limits.modelNames())) + ".";
+        }
+        String stops = checkStops(request);
+        if (stops != null) {
+            return stops;
         }
         String text = request.getPrompt();
         List<Integer> ids = request.getPromptTokens();
@@ -106,6 +120,45 @@ public final class RequestValidator implements Serializable {
             return "The prompt (" + promptTokens + " tokens) plus maxTokens (" + maxTokens + ") needs " + total
                     + " tokens, more than the model's context of " + context + "; ask for at most "
                     + (context - promptTokens) + " tokens.";
+        }
+        return null;
+    }
+
+    /**
+     * Checks a text prompt of {@code utf8Bytes} bytes before tokenizing: no token covers more than
+     * {@code maxBytesPerToken} bytes of text, so a longer text than context x that many bytes cannot fit the
+     * context; null if it might fit, otherwise the reason.
+     */
+    public String validatePromptText(long utf8Bytes, int maxBytesPerToken) {
+        long most = (long) limits.contextLength() * Math.max(1, maxBytesPerToken);
+        if (utf8Bytes > most) {
+            return "The prompt text is " + utf8Bytes + " bytes; with this model's tokenizer (at most " + maxBytesPerToken
+                    + " bytes per token) that is more than the context of " + limits.contextLength() + " tokens.";
+        }
+        return null;
+    }
+
+    private static String checkStops(GenerateRequest request) {
+        List<String> strings = request.getStopStrings();
+        if (strings != null) {
+            if (strings.size() > RecordLimits.MAX_STOP_STRINGS) {
+                return "The request has " + strings.size() + " stop strings; at most " + RecordLimits.MAX_STOP_STRINGS + " are allowed.";
+            }
+            for (int i = 0; i < strings.size(); i++) {
+                String stop = strings.get(i);
+                if (stop == null || stop.isEmpty()) {
+                    return "Stop string " + i + " is empty; an empty stop string would end every generation at once.";
+                }
+                int bytes = RequestIds.utf8Length(stop);
+                if (bytes > RecordLimits.MAX_STOP_STRING_BYTES) {
+                    return "Stop string " + i + " is " + bytes + " bytes long; stop strings have at most "
+                            + RecordLimits.MAX_STOP_STRING_BYTES + " bytes.";
+                }
+            }
+        }
+        List<Integer> tokens = request.getStopTokens();
+        if (tokens != null && tokens.size() > RecordLimits.MAX_STOP_TOKENS) {
+            return "The request has " + tokens.size() + " stop tokens; at most " + RecordLimits.MAX_STOP_TOKENS + " are allowed.";
         }
         return null;
     }

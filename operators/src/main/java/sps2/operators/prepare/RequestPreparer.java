@@ -18,6 +18,8 @@ import sps2.model.tokenizer.Tokenizers;
 import sps2.operators.JobSettings;
 import sps2.operators.io.ModelLimits;
 import sps2.operators.io.ParsedRequest;
+import sps2.operators.io.RecordLimits;
+import sps2.operators.io.RequestIds;
 import sps2.operators.io.RequestValidator;
 import sps2.operators.messages.Admitted;
 import sps2.schemas.DeadLetter;
@@ -29,6 +31,12 @@ import sps2.schemas.TokenEvent;
  * Validates and tokenizes requests. Unreadable records go to the dead-letter output; readable requests
  * with bad fields become one rejection event each. Nothing here can stop the job: any failure on one
  * record turns into that record's error event.
+ *
+ * <p>Every event it emits is bounded ({@link RecordLimits}): a rejection carries the request id in the form
+ * {@link RequestIds#eventId} gives (an over-long id is cut, in a form no valid id has) and a message that
+ * quotes user-given values only in part. A record too large to read whose id could still be read gets a
+ * rejection under that id besides its dead letter, so its client is not left waiting. A text prompt that
+ * cannot fit the context whatever it tokenizes to is rejected before the tokenizer runs.
  */
 public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitted> {
     private static final Logger LOG = LoggerFactory.getLogger(RequestPreparer.class);
@@ -40,6 +48,8 @@ public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitt
     private final ModelLimits givenLimits;
     private transient RequestValidator validator;
     private transient Tokenizer tokenizer;
+    /** The most bytes of text one token of {@link #tokenizer} can stand for, with room to spare. */
+    private transient int maxBytesPerToken;
     private transient Counter rejected;
     private transient Counter deadLetters;
 
@@ -61,7 +71,9 @@ public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitt
         validator = new RequestValidator(limits);
         tokenizer = Tokenizers.find(model, settings.tokenizerPath() == null ? null : Path.of(settings.tokenizerPath()), weights)
                 .orElse(null);
-        if (tokenizer == null) {
+        if (tokenizer != null) {
+            maxBytesPerToken = maxBytesPerToken(tokenizer);
+        } else {
             LOG.info("The model {} has no tokenizer: requests must send prompt token ids, and stop strings cannot be used.", model);
         }
         rejected = getRuntimeContext().getMetricGroup().counter("requestsRejected");
@@ -75,15 +87,21 @@ public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitt
             LOG.warn("Sent an unreadable record (offset {} of {}) to the dead-letter topic: {}", in.deadLetter().getOffset(),
                     in.deadLetter().getTopic(), in.deadLetter().getReason());
             ctx.output(DEAD_LETTERS, in.deadLetter());
+            if (in.deadLetter().getRequestId() != null) {
+                reject(ctx, in.deadLetter().getRequestId(), in.deadLetter().getReason(), FinishReason.REJECTED);
+            }
             return;
         }
         GenerateRequest r = in.request();
-        String id = r.getRequestId();
+        String id = RequestIds.eventId(r.getRequestId());
         try {
             String problem = validator.validate(r);
             int[] tokens = null;
             if (problem == null && tokenizer == null) {
                 problem = noTokenizerProblem(r);
+            }
+            if (problem == null && r.getPrompt() != null) {
+                problem = validator.validatePromptText(RequestIds.utf8Length(r.getPrompt()), maxBytesPerToken);
             }
             if (problem == null) {
                 tokens = r.getPrompt() != null ? tokenizer.encode(r.getPrompt(), true)
@@ -111,8 +129,20 @@ public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitt
             out.collect(a);
         } catch (RuntimeException e) {
             LOG.warn("Request {} failed while being prepared.", id, e);
-            reject(ctx, id, "The request could not be prepared: " + e.getMessage(), FinishReason.ERROR);
+            reject(ctx, id, "The request could not be prepared: " + e, FinishReason.ERROR);
         }
+    }
+
+    /**
+     * Twice the longest text a token of {@code tokenizer} decodes to (at least 4 bytes, one UTF-8 character
+     * for an unknown-character token): no tokenization of a text has fewer tokens than its bytes over this.
+     */
+    static int maxBytesPerToken(Tokenizer tokenizer) {
+        int most = 4;
+        for (int t = 0; t < tokenizer.vocabSize(); t++) {
+            most = Math.max(most, tokenizer.decodeBytes(t, t).length);
+        }
+        return 2 * most;
     }
 
     /** What a model without a tokenizer cannot serve: text prompts and stop strings. */
@@ -126,11 +156,16 @@ public final class RequestPreparer extends ProcessFunction<ParsedRequest, Admitt
         return null;
     }
 
-    private void reject(Context ctx, String id, String message, FinishReason reason) {
+    /**
+     * Emits the request's one event: a rejection or error without a token, with a bounded message; {@code eventId}
+     * is the id in the form {@link RequestIds#eventId} gives.
+     */
+    private void reject(Context ctx, String eventId, String message, FinishReason reason) {
         rejected.inc();
-        LOG.info("Rejected request {}: {}", id, message);
-        ctx.output(ERRORS, TokenEvent.newBuilder().setRequestId(id == null ? "" : id).setIndex(-1).setFinished(true)
-                .setFinishReason(reason).setError(message).setEmitTimestampMs(System.currentTimeMillis()).build());
+        String bounded = RecordLimits.message(message);
+        LOG.info("Rejected request {}: {}", eventId, bounded);
+        ctx.output(ERRORS, TokenEvent.newBuilder().setRequestId(eventId).setIndex(-1).setFinished(true)
+                .setFinishReason(reason).setError(bounded).setEmitTimestampMs(System.currentTimeMillis()).build());
     }
 
     private static int[] toInts(List<Integer> v) {

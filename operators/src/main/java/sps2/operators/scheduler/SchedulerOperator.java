@@ -64,6 +64,13 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
     /** sps2 mode: prefill iterations go to their own pipeline of shard operators, so decode never queues behind them. */
     public static final OutputTag<ShardStep> PREFILL_STEPS = new OutputTag<>("prefill-steps", TypeInformation.of(ShardStep.class));
     private static final long WATCHDOG_MS = 100;
+    /**
+     * Order of waiting requests: higher priority first (every int, Integer.MIN_VALUE too: no negation, which
+     * overflows for it), then earlier arrival.
+     */
+    static final Comparator<Map.Entry<String, RequestState>> SCHEDULING_ORDER =
+            Comparator.<Map.Entry<String, RequestState>, Integer>comparing(e -> e.getValue().request.priority, Comparator.reverseOrder())
+                    .thenComparingLong(e -> e.getValue().arrival);
 
     private final JobSettings settings;
 
@@ -88,6 +95,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
     /** The restore step after a snapshot recovery while it is in flight; decoding waits for it. */
     private transient long restoreIteration;
     private transient MailboxExecutor mailbox;
+    private transient org.apache.flink.metrics.Counter duplicatesIgnored;
+    private transient org.apache.flink.metrics.Counter idConflicts;
 
     public SchedulerOperator(JobSettings settings) {
         this.settings = settings;
@@ -109,6 +118,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         decodeWallMs = getMetricGroup().histogram("decodeStepWallMs", new org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram(1000));
         decodeOverheadMs = getMetricGroup().histogram("decodeStepOverheadMs", new org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram(1000));
         getMetricGroup().gauge("iterationsInFlight", () -> inFlightStats.size());
+        duplicatesIgnored = getMetricGroup().counter("duplicateRequestsIgnored");
+        idConflicts = getMetricGroup().counter("requestIdConflicts");
         released = new Map[] {new HashMap<>(), new HashMap<>()};
         // the segment cost model needs the model's shape, read from its header here rather than when the graph is built
         ModelConfig config = sps2.model.ModelLoader.load(java.nio.file.Path.of(settings.modelPath())).config();
@@ -133,8 +144,24 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
     public void processElement(StreamRecord<Admitted> element) throws Exception {
         Admitted a = element.getValue();
         recoverIfRestored();
-        if (requests.contains(a.requestId)) {
-            reject(a.requestId, "A request with id " + a.requestId + " is already in flight; request ids must be unique.", FinishReason.REJECTED);
+        RequestState running = requests.get(a.requestId);
+        if (running != null) {
+            // A retry of the same request (a producer retry, a client resending) is the request itself: it
+            // runs once. A different request under a running id is not served, and its notice must not end
+            // the running one's stream: index -2 and finished false, which consumers of that stream skip.
+            if (sameRequest(running.request, a)) {
+                duplicatesIgnored.inc();
+                LOG.info("Request {} arrived again with the same content while it runs; the copy is ignored.", a.requestId);
+            } else {
+                idConflicts.inc();
+                TokenEvent notice = TokenEvent.newBuilder().setRequestId(a.requestId).setIndex(-2).setFinished(false)
+                        .setFinishReason(FinishReason.ID_CONFLICT)
+                        .setError("A different request with id " + a.requestId + " arrived while the request with that id runs; it was not served"
+                                + " and the running request goes on. Request ids must be unique.")
+                        .setEmitTimestampMs(System.currentTimeMillis()).build();
+                output.collect(REJECTIONS, new StreamRecord<>(notice));
+                LOG.info("Did not serve a different request under the running id {}.", a.requestId);
+            }
             return;
         }
         int need = a.promptTokens.length + a.maxTokens;
@@ -282,6 +309,14 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         schedule();
     }
 
+    /** Whether two submissions ask for the same generation (priority and arrival time aside). */
+    static boolean sameRequest(Admitted a, Admitted b) {
+        return Arrays.equals(a.promptTokens, b.promptTokens) && a.maxTokens == b.maxTokens
+                && Float.compare(a.temperature, b.temperature) == 0 && a.topK == b.topK && Float.compare(a.topP, b.topP) == 0
+                && Float.compare(a.minP, b.minP) == 0 && a.seed == b.seed && a.ignoreEos == b.ignoreEos
+                && Arrays.equals(a.stopTokens, b.stopTokens) && Arrays.equals(a.stopStrings, b.stopStrings);
+    }
+
     private void finish(String id, RequestState s) throws Exception {
         for (int i = 0; i < s.peers.length; i++) {
             allocators[s.peers[i]].release(s.blockTables[i]);
@@ -322,8 +357,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         if (!anyInFlight(true)) {
             all.stream()
                     .filter(e -> e.getValue().phase == RequestState.WAITING)
-                    .min(Comparator.<Map.Entry<String, RequestState>>comparingInt(e -> -e.getValue().request.priority)
-                            .thenComparingLong(e -> e.getValue().arrival))
+                    .min(SCHEDULING_ORDER)
                     .ifPresent(e -> startPrefill(e.getKey(), e.getValue()));
         }
         if (!anyInFlight(false) && restoreIteration < 0) {
@@ -508,8 +542,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         int[] budget = new int[settings.shards()];
         Arrays.fill(budget, settings.chunkSize());
         List<Map.Entry<String, RequestState>> byArrival = new ArrayList<>(all);
-        byArrival.sort(Comparator.<Map.Entry<String, RequestState>>comparingInt(e -> -e.getValue().request.priority)
-                .thenComparingLong(e -> e.getValue().arrival));
+        byArrival.sort(SCHEDULING_ORDER);
         // 1. running decodes
         for (Map.Entry<String, RequestState> e : byArrival) {
             RequestState r = e.getValue();

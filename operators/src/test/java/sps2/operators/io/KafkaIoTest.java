@@ -1,7 +1,9 @@
 package sps2.operators.io;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 
@@ -31,5 +33,16 @@ class KafkaIoTest {
         assertSame(ParsedRequestTypeInfo.INSTANCE, io.requestSource().getProducedType());
         io.tokenSink();
         io.deadLetterSink();
+    }
+
+    @Test
+    void producersAllowMoreThanAnyRecordTheJobWritesAndTheSourceLeavesCommitsToFinishedOffsets() {
+        int maxRequestSize = Integer.parseInt(KafkaIo.latencyProducerProperties().getProperty(ProducerConfig.MAX_REQUEST_SIZE_CONFIG));
+        assertTrue(maxRequestSize >= 4 * RecordLimits.MAX_EVENT_BYTES, "room for a batch of the largest events: " + maxRequestSize);
+        KafkaIo io = new KafkaIo("localhost:9092", "sps2", KafkaTopics.defaults()).withMaxRequestBytes(1234);
+        RequestSource source = io.requestSource();
+        assertEquals(1234, io.finishedOffsets(1234).maxRequestBytes());
+        assertEquals("sps2", io.finishedOffsets(1234).groupId());
+        assertNotNull(source.kafka());
     }
 }

@@ -3,6 +3,7 @@ package sps2.operators.io;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -38,5 +39,26 @@ class KafkaSerializersTest {
 
         letter.setKey(null);
         assertNull(new DeadLetterSerializer("dlq").serialize(letter, null, null).key());
+    }
+
+    @Test
+    void anEventThatWouldOutgrowTheLimitIsWrittenCutRatherThanFailingTheSink() throws IOException {
+        String id = "q".repeat(600_000);
+        TokenEvent event = TokenEvent.newBuilder().setRequestId(id).setIndex(-1).setFinished(true)
+                .setError("e".repeat(200_000)).build();
+        ProducerRecord<byte[], byte[]> record = new TokenEventSerializer("tokens").serialize(event, null, null);
+        assertTrue(record.value().length <= RecordLimits.MAX_EVENT_BYTES, record.value().length + " bytes");
+        TokenEvent written = AvroCodec.decodeToken(record.value());
+        assertEquals(RequestIds.eventId(id), written.getRequestId());
+        assertArrayEquals(RequestIds.eventId(id).getBytes(StandardCharsets.UTF_8), record.key());
+        assertTrue(written.getFinished());
+
+        DeadLetter letter = DeadLetter.newBuilder().setTopic("requests").setPartition(0).setOffset(5)
+                .setValue(ByteBuffer.wrap(new byte[200_000])).setValueLength(200_000).setReason("r".repeat(100_000)).build();
+        ProducerRecord<byte[], byte[]> dead = new DeadLetterSerializer("dlq").serialize(letter, null, null);
+        assertTrue(dead.value().length <= RecordLimits.MAX_EVENT_BYTES, dead.value().length + " bytes");
+        DeadLetter writtenLetter = AvroCodec.decodeDeadLetter(dead.value());
+        assertEquals(200_000, writtenLetter.getValueLength());
+        assertEquals(5, writtenLetter.getOffset());
     }
 }

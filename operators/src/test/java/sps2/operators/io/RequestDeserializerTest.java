@@ -141,6 +141,8 @@ class RequestDeserializerTest {
         assertTrue(tombstone.deadLetter().getReason().contains("tombstone"));
         assertNull(tombstone.deadLetter().getKey());
         assertNull(tombstone.deadLetter().getValue());
+        assertEquals(-1, tombstone.deadLetter().getValueLength());
+        assertNull(tombstone.deadLetter().getValueSha256());
 
         assertTrue(one(deserializer, new byte[0]).deadLetter().getReason().contains("empty"));
         assertFalse(one(deserializer, Arrays.copyOf(good, good.length - 3)).isRequest());
@@ -210,6 +212,64 @@ class RequestDeserializerTest {
             }
         }
         assertTrue(requests < 5000, "random bytes must not all parse");
+    }
+
+    @Test
+    void anUnreadableRecordOfTwoMegabytesBecomesABoundedDeadLetter() throws IOException {
+        byte[] value = new byte[2 << 20];
+        new Random(7).nextBytes(value);
+        value[0] = 0x7F; // not the single-object marker, and an id length no value backs
+        byte[] key = new byte[5000];
+        ParsedRequest parsed = one(new RequestDeserializer(), key, value);
+        DeadLetter letter = parsed.deadLetter();
+        assertTrue(letter.getReason().contains("more than the " + RecordLimits.DEFAULT_MAX_REQUEST_BYTES), letter.getReason());
+        assertEquals(value.length, letter.getValueLength());
+        assertEquals(key.length, letter.getKeyLength());
+        assertArrayEquals(Arrays.copyOf(value, RecordLimits.DEAD_LETTER_VALUE_BYTES), bytes(letter.getValue()));
+        assertArrayEquals(Arrays.copyOf(key, RecordLimits.DEAD_LETTER_KEY_BYTES), bytes(letter.getKey()));
+        assertArrayEquals(RequestIds.sha256(value), bytes(letter.getValueSha256()));
+        assertNull(letter.getRequestId(), "no id can be read from random bytes");
+        byte[] written = new DeadLetterSerializer("dlq").serialize(letter, null, null).value();
+        assertTrue(written.length < RecordLimits.MAX_EVENT_BYTES, written.length + " bytes");
+        assertEquals(letter, AvroCodec.decodeDeadLetter(written));
+    }
+
+    @Test
+    void aReadableRequestOverTheSizeLimitIsNotParsedButNamesItsIdForTheRejection() {
+        String prompt = "Once upon a time ".repeat(200);
+        GenerateRequest request = Requests.text("big-1", prompt).build();
+        byte[] raw = AvroCodec.encode(request);
+        byte[] single = AvroCodec.encodeSingleObject(request);
+        RequestDeserializer small = new RequestDeserializer(List.of(), 1000);
+        assertEquals("big-1", one(small, raw).deadLetter().getRequestId());
+        assertEquals("big-1", one(small, single).deadLetter().getRequestId());
+        assertTrue(one(small, raw).deadLetter().getReason().contains("request 'big-1' was rejected"));
+        assertTrue(one(new RequestDeserializer(List.of(), raw.length), raw).isRequest(), "a value at the limit is read");
+
+        String longId = "i".repeat(1_200_000);
+        byte[] longIdRaw = AvroCodec.encode(Requests.text(longId, "hi").build());
+        DeadLetter letter = one(new RequestDeserializer(), longIdRaw).deadLetter();
+        assertEquals(RequestIds.eventId(longId), letter.getRequestId());
+        assertTrue(letter.getReason().length() <= RecordLimits.MAX_MESSAGE_CHARS);
+    }
+
+    @Test
+    void parsingStopsAtTheSizeLimitBeforeTheBytesAreRead() {
+        byte[] huge = AvroCodec.encode(Requests.text("huge", "a".repeat(10 << 20)).build());
+        RequestDeserializer deserializer = new RequestDeserializer();
+        long start = System.nanoTime();
+        for (int i = 0; i < 20; i++) {
+            assertFalse(one(deserializer, huge).isRequest());
+        }
+        long perRecordMs = (System.nanoTime() - start) / 20 / 1_000_000;
+        // Hashing 10 MB takes a few ms; the reader is held up by no parse and no tokenizer.
+        assertTrue(perRecordMs < 200, perRecordMs + " ms per 10 MB record");
+    }
+
+    private static ParsedRequest one(RequestDeserializer deserializer, byte[] key, byte[] value) {
+        List<ParsedRequest> out = deserialize(deserializer, key, value);
+        assertEquals(1, out.size());
+        return out.get(0);
     }
 
     @Test

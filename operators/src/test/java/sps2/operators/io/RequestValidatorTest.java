@@ -74,4 +74,43 @@ class RequestValidatorTest {
         // Token-id prompts are checked at once by validate().
         assertRejected(Requests.tokens("a", java.util.Collections.nCopies(510, 1)).setMaxTokens(3).build(), "plus maxTokens (3)");
     }
+
+    @Test
+    void rejectsIdsModelNamesAndStopsBeyondTheRecordLimitsWithoutQuotingThemWhole() {
+        String longId = "x".repeat(600_000);
+        String message = validator.validate(Requests.text(longId, "hi").build());
+        assertNotNull(message);
+        assertTrue(message.contains("600000 bytes"), message);
+        assertTrue(message.length() < 300, "the message must not echo the id: " + message.length() + " characters");
+        assertNull(validator.validate(Requests.text("x".repeat(RecordLimits.MAX_REQUEST_ID_BYTES), "hi").build()), "an id at the limit is fine");
+        assertRejected(Requests.text("é".repeat(RecordLimits.MAX_REQUEST_ID_BYTES / 2 + 1), "hi").build(), "258 bytes");
+        assertRejected(Requests.text("a\nb", "hi").build(), "control character (U+000A) at position 1");
+
+        String longModel = "m".repeat(100_000);
+        String modelMessage = validator.validate(Requests.text("a", "hi").setModel(longModel).build());
+        assertTrue(modelMessage.contains("100000 bytes") && modelMessage.length() < 300, modelMessage);
+        String unknown = validator.validate(Requests.text("a", "hi").setModel("n".repeat(200)).build());
+        assertTrue(unknown.contains("is not served here") && unknown.length() < 300, unknown);
+
+        List<String> many = new java.util.ArrayList<>();
+        for (int i = 0; i <= RecordLimits.MAX_STOP_STRINGS; i++) {
+            many.add("stop" + i);
+        }
+        assertRejected(Requests.text("a", "hi").setStopStrings(many).build(), "at most " + RecordLimits.MAX_STOP_STRINGS);
+        assertNull(validator.validate(Requests.text("a", "hi").setStopStrings(many.subList(0, RecordLimits.MAX_STOP_STRINGS)).build()));
+        assertRejected(Requests.text("a", "hi").setStopStrings(List.of("ok", "s".repeat(RecordLimits.MAX_STOP_STRING_BYTES + 1))).build(),
+                "Stop string 1 is 257 bytes");
+        assertRejected(Requests.text("a", "hi").setStopStrings(List.of("")).build(), "Stop string 0 is empty");
+        List<Integer> stopTokens = java.util.Collections.nCopies(RecordLimits.MAX_STOP_TOKENS + 1, 3);
+        assertRejected(Requests.text("a", "hi").setStopTokens(stopTokens).build(), "stop tokens; at most");
+    }
+
+    @Test
+    void aTextThatCannotFitTheContextIsRejectedBeforeTokenizing() {
+        // context 512 tokens, at most 8 bytes per token: 4096 bytes might fit, 4097 cannot
+        assertNull(validator.validatePromptText(4096, 8));
+        String message = validator.validatePromptText(4097, 8);
+        assertNotNull(message);
+        assertTrue(message.contains("4097 bytes") && message.contains("512 tokens"), message);
+    }
 }
