@@ -5,8 +5,6 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.RecursiveAction;
 import java.util.function.IntConsumer;
 
 import jdk.incubator.vector.FloatVector;
@@ -22,16 +20,17 @@ import sps2.gpu.WireType;
 import sps2.model.HostTensor;
 
 /**
- * The reference backend: float32 on the Java heap, the Vector API for dot products, and a fork-join
- * pool over output rows. Every dot product is accumulated in the same lane order whatever the batch
- * size, so a prefill of N tokens and N single-token steps give bit-identical results.
+ * The reference backend: float32 on the Java heap, the Vector API, and a {@link Team} of threads that
+ * share out each operation. Weight matrices are packed for {@link Matmul}; every output element of a
+ * product, every attention score and output is accumulated in an order that depends only on its own row,
+ * so a prefill of N tokens and N single-token steps give bit-identical results, whatever the thread count.
  */
 public final class CpuBackend implements Backend {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     /** Below this many multiply-adds a call runs on the calling thread: forking costs more. */
     private static final long PARALLEL_THRESHOLD = 1 << 16;
 
-    private final ForkJoinPool pool;
+    private final Team team;
     private final int threads;
 
     public CpuBackend() {
@@ -40,7 +39,7 @@ public final class CpuBackend implements Backend {
 
     public CpuBackend(int threads) {
         this.threads = Math.max(1, threads);
-        this.pool = new ForkJoinPool(this.threads);
+        this.team = this.threads > 1 ? new Team(this.threads, "sps2-cpu") : null;
     }
 
     @Override
@@ -62,6 +61,9 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor upload(HostTensor weight) {
         float[] values = weight.toFloats();
+        if (weight.rows() > 1) {
+            return CpuWeight.pack(values, weight.rows(), weight.cols(), Matmul.L);
+        }
         return new CpuTensor(values, weight.rows(), weight.cols());
     }
 
@@ -159,15 +161,18 @@ public final class CpuBackend implements Backend {
     @Override
     public void embed(Tensor out, Tensor table, Tensor tokens, int n) {
         CpuTensor o = f(out);
-        CpuTensor t = f(table);
         int[] ids = i(tokens).data;
-        int dim = t.cols();
+        int dim = table.cols();
         for (int r = 0; r < n; r++) {
             int id = ids[r];
-            if (id < 0 || id >= t.rows()) {
-                throw new IllegalArgumentException("Token id " + id + " is outside the vocabulary of " + t.rows());
+            if (id < 0 || id >= table.rows()) {
+                throw new IllegalArgumentException("Token id " + id + " is outside the vocabulary of " + table.rows());
             }
-            System.arraycopy(t.data, id * dim, o.data, r * dim, dim);
+            if (table instanceof CpuWeight w) {
+                w.row(id, o.data, r * dim);
+            } else {
+                System.arraycopy(f(table).data, id * dim, o.data, r * dim, dim);
+            }
         }
     }
 
@@ -191,85 +196,13 @@ public final class CpuBackend implements Backend {
     public void matmul(Tensor out, Tensor x, Tensor w, int n) {
         float[] o = f(out).data;
         float[] xs = f(x).data;
-        CpuTensor wt = f(w);
-        float[] ws = wt.data;
-        int in = wt.cols();
-        int outs = wt.rows();
-        if (f(x).cols() != in || f(out).cols() != outs) {
-            throw new IllegalArgumentException("matmul shapes: x is [" + n + ", " + f(x).cols() + "], w is [" + outs + ", " + in
-                    + "], out is [" + n + ", " + f(out).cols() + "]");
+        // a weight uploaded by upload(HostTensor) is packed already; any other matrix is packed for this call
+        CpuWeight wt = w instanceof CpuWeight cw ? cw : CpuWeight.pack(f(w).data, w.rows(), w.cols(), Matmul.L);
+        if (x.cols() != wt.cols() || out.cols() != wt.rows()) {
+            throw new IllegalArgumentException("matmul shapes: x is [" + n + ", " + x.cols() + "], w is [" + wt.rows() + ", " + wt.cols()
+                    + "], out is [" + n + ", " + out.cols() + "]");
         }
-        // Work unit: a tile of up to 4 input rows x 2 weight rows, so each weight row read from memory
-        // serves 4 tokens in prefill. Decode (n = 1) splits over weight rows only.
-        int rowTiles = (n + 3) / 4;
-        int colPairs = (outs + 1) / 2;
-        long work = (long) n * outs * in;
-        forRange(rowTiles * colPairs, work, unit -> {
-            int rt = unit / colPairs;
-            int cp = unit % colPairs;
-            int r0 = rt * 4;
-            int rEnd = Math.min(n, r0 + 4);
-            int c0 = cp * 2;
-            int cEnd = Math.min(outs, c0 + 2);
-            if (rEnd - r0 == 4 && cEnd - c0 == 2) {
-                tile4x2(o, xs, ws, in, outs, r0, c0);
-            } else {
-                for (int r = r0; r < rEnd; r++) {
-                    for (int c = c0; c < cEnd; c++) {
-                        o[r * outs + c] = dot(xs, r * in, ws, c * in, in);
-                    }
-                }
-            }
-        });
-    }
-
-    /** Eight dot products at once; each accumulates exactly like {@link #dot}. */
-    private static void tile4x2(float[] o, float[] x, float[] w, int in, int outs, int r0, int c0) {
-        int x0 = r0 * in, x1 = x0 + in, x2 = x1 + in, x3 = x2 + in;
-        int w0 = c0 * in, w1 = w0 + in;
-        FloatVector a00 = FloatVector.zero(S), a01 = FloatVector.zero(S), a10 = FloatVector.zero(S), a11 = FloatVector.zero(S);
-        FloatVector a20 = FloatVector.zero(S), a21 = FloatVector.zero(S), a30 = FloatVector.zero(S), a31 = FloatVector.zero(S);
-        int bound = S.loopBound(in);
-        int i = 0;
-        for (; i < bound; i += S.length()) {
-            FloatVector v0 = FloatVector.fromArray(S, w, w0 + i);
-            FloatVector v1 = FloatVector.fromArray(S, w, w1 + i);
-            FloatVector u = FloatVector.fromArray(S, x, x0 + i);
-            a00 = u.fma(v0, a00);
-            a01 = u.fma(v1, a01);
-            u = FloatVector.fromArray(S, x, x1 + i);
-            a10 = u.fma(v0, a10);
-            a11 = u.fma(v1, a11);
-            u = FloatVector.fromArray(S, x, x2 + i);
-            a20 = u.fma(v0, a20);
-            a21 = u.fma(v1, a21);
-            u = FloatVector.fromArray(S, x, x3 + i);
-            a30 = u.fma(v0, a30);
-            a31 = u.fma(v1, a31);
-        }
-        float s00 = a00.reduceLanes(VectorOperators.ADD), s01 = a01.reduceLanes(VectorOperators.ADD);
-        float s10 = a10.reduceLanes(VectorOperators.ADD), s11 = a11.reduceLanes(VectorOperators.ADD);
-        float s20 = a20.reduceLanes(VectorOperators.ADD), s21 = a21.reduceLanes(VectorOperators.ADD);
-        float s30 = a30.reduceLanes(VectorOperators.ADD), s31 = a31.reduceLanes(VectorOperators.ADD);
-        for (; i < in; i++) {
-            float v0 = w[w0 + i], v1 = w[w1 + i];
-            s00 += x[x0 + i] * v0;
-            s01 += x[x0 + i] * v1;
-            s10 += x[x1 + i] * v0;
-            s11 += x[x1 + i] * v1;
-            s20 += x[x2 + i] * v0;
-            s21 += x[x2 + i] * v1;
-            s30 += x[x3 + i] * v0;
-            s31 += x[x3 + i] * v1;
-        }
-        o[r0 * outs + c0] = s00;
-        o[r0 * outs + c0 + 1] = s01;
-        o[(r0 + 1) * outs + c0] = s10;
-        o[(r0 + 1) * outs + c0 + 1] = s11;
-        o[(r0 + 2) * outs + c0] = s20;
-        o[(r0 + 2) * outs + c0 + 1] = s21;
-        o[(r0 + 3) * outs + c0] = s30;
-        o[(r0 + 3) * outs + c0 + 1] = s31;
+        forRange(Matmul.units(n, wt), (long) n * wt.rows() * wt.cols(), u -> Matmul.unit(o, xs, wt, n, u));
     }
 
     static float dot(float[] a, int ao, float[] b, int bo, int n) {
@@ -607,7 +540,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void close() {
-        pool.shutdown();
+        if (team != null) {
+            team.close();
+        }
     }
 
     // ---- helpers ----
@@ -622,47 +557,23 @@ public final class CpuBackend implements Backend {
         return holder[0];
     }
 
-    /** Runs body(0..units-1), split over the pool when the total work is large enough to pay for it. */
+    /** Runs body(0..units-1), shared out over the team when the total work is large enough to pay for it. */
     private void forRange(int units, long work, IntConsumer body) {
-        if (threads == 1 || work < PARALLEL_THRESHOLD || units == 1) {
+        if (team == null || work < PARALLEL_THRESHOLD || units == 1) {
             for (int u = 0; u < units; u++) {
                 body.accept(u);
             }
             return;
         }
-        int chunks = Math.min(units, threads * 4);
-        pool.invoke(new Range(body, 0, units, Math.max(1, units / chunks)));
-    }
-
-    private static final class Range extends RecursiveAction {
-        private final IntConsumer body;
-        private final int from;
-        private final int to;
-        private final int grain;
-
-        Range(IntConsumer body, int from, int to, int grain) {
-            this.body = body;
-            this.from = from;
-            this.to = to;
-            this.grain = grain;
-        }
-
-        @Override
-        protected void compute() {
-            if (to - from <= grain) {
-                for (int u = from; u < to; u++) {
-                    body.accept(u);
-                }
-                return;
-            }
-            int mid = (from + to) >>> 1;
-            invokeAll(new Range(body, from, mid, grain), new Range(body, mid, to, grain));
-        }
+        team.run(units, body);
     }
 
     private static CpuTensor f(Tensor t) {
         if (t instanceof CpuTensor c) {
             return c;
+        }
+        if (t instanceof CpuWeight) {
+            throw new IllegalArgumentException("The CPU backend keeps weight matrices packed for matmul; " + t + " can only be multiplied with or looked up in");
         }
         throw new IllegalArgumentException("The CPU backend was given a tensor of another backend or an integer tensor: " + t);
     }
