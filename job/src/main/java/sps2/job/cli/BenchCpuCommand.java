@@ -38,7 +38,7 @@ public final class BenchCpuCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "0", description = "Threads (0 = all cores).")
     int threads;
 
-    @Option(names = "--repeats", defaultValue = "3", description = "Timed repetitions; the best is reported (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--repeats", defaultValue = "3", description = "Timed repetitions after one warm-up; the median is reported (default: ${DEFAULT-VALUE}).")
     int repeats;
 
     @Override
@@ -46,9 +46,12 @@ public final class BenchCpuCommand implements Callable<Integer> {
         if (models.isEmpty() && shapes.isEmpty()) {
             shapes = List.of("stories260k", "stories15m");
         }
+        if (repeats < 1 || decodeTokens < 1) {
+            throw new UserException("--repeats and --decode-tokens must be at least 1.");
+        }
         int cores = Runtime.getRuntime().availableProcessors();
         int t = threads > 0 ? threads : cores;
-        System.out.printf("CPU backend on %d cores, %d threads, %d-token prompt, %d decode steps (best of %d)%n", cores, t, promptTokens,
+        System.out.printf("CPU backend on %d cores, %d threads, %d-token prompt, %d decode steps (median of %d)%n", cores, t, promptTokens,
                 decodeTokens, repeats);
         System.out.printf("%-28s %12s %14s %14s %16s%n", "model", "params (M)", "prefill tok/s", "decode tok/s", "heap B/decoded tok");
         for (Path p : models) {
@@ -78,8 +81,8 @@ public final class BenchCpuCommand implements Callable<Integer> {
         for (int i = 0; i < prompt; i++) {
             tokens[i] = rnd.nextInt(c.vocabSize());
         }
-        double bestPrefill = 0;
-        double bestDecode = 0;
+        double[] prefill = new double[repeats];
+        double[] decode = new double[repeats];
         double bytesPerToken = Double.NaN;
         com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         try (CpuBackend b = new CpuBackend(threads); LlamaModel m = new LlamaModel(b, w, null)) {
@@ -97,13 +100,19 @@ public final class BenchCpuCommand implements Callable<Integer> {
                     long a1 = mx.getCurrentThreadAllocatedBytes();
                     long t2 = System.nanoTime();
                     if (r > 0) {
-                        bestPrefill = Math.max(bestPrefill, prompt / ((t1 - t0) / 1e9));
-                        bestDecode = Math.max(bestDecode, decodeTokens / ((t2 - t1) / 1e9));
+                        prefill[r - 1] = prompt / ((t1 - t0) / 1e9);
+                        decode[r - 1] = decodeTokens / ((t2 - t1) / 1e9);
                         bytesPerToken = (a1 - a0) / (double) decodeTokens;
                     }
                 }
             }
         }
-        System.out.printf("%-28s %12.2f %14.0f %14.1f %16.0f%n", name, params / 1e6, bestPrefill, bestDecode, bytesPerToken);
+        System.out.printf("%-28s %12.2f %14.0f %14.1f %16.0f%n", name, params / 1e6, median(prefill), median(decode), bytesPerToken);
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        java.util.Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 }
