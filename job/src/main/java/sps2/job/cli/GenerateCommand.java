@@ -74,6 +74,7 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new UserException("--max-tokens must not be negative, got " + maxTokens + ".");
         }
         ModelWeights weights = modelOptions.loadWeights();
+        System.err.println("Loaded " + weights.source() + ": " + weights.summary() + ".");
         Tokenizer tokenizer = modelOptions.loadTokenizer(weights);
         ModelConfig config = weights.config();
         int[] promptTokens = tokenizer.encode(text, true);
