@@ -182,14 +182,16 @@ public final class CpuBackend implements Backend {
         float[] xs = f(x).data;
         float[] w = f(weight).data;
         int dim = f(x).cols();
-        for (int r = 0; r < n; r++) {
-            int base = r * dim;
-            float ss = dot(xs, base, xs, base, dim) / dim + eps;
-            float scale = (float) (1.0 / Math.sqrt(ss));
-            for (int j = 0; j < dim; j++) {
-                o[base + j] = w[j] * (scale * xs[base + j]);
+        rows(n, 4L * dim, (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int base = r * dim;
+                float ss = dot(xs, base, xs, base, dim) / dim + eps;
+                float scale = (float) (1.0 / Math.sqrt(ss));
+                for (int j = 0; j < dim; j++) {
+                    o[base + j] = w[j] * (scale * xs[base + j]);
+                }
             }
-        }
+        });
     }
 
     @Override
@@ -233,21 +235,23 @@ public final class CpuBackend implements Backend {
         int[] pos = i(positions).data;
         float[] inv = f(invFreq).data;
         int width = f(x).cols();
-        for (int r = 0; r < n; r++) {
-            int p = pos[r];
-            for (int j = 0; j < headSize / 2; j++) {
-                float angle = p * inv[j];
-                float cos = (float) Math.cos(angle);
-                float sin = (float) Math.sin(angle);
-                for (int h = 0; h < heads; h++) {
-                    int at = r * width + h * headSize + 2 * j;
-                    float a = xs[at];
-                    float b = xs[at + 1];
-                    xs[at] = a * cos - b * sin;
-                    xs[at + 1] = a * sin + b * cos;
+        rows(n, 16L * width, (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int p = pos[r];
+                for (int j = 0; j < headSize / 2; j++) {
+                    float angle = p * inv[j];
+                    float cos = (float) Math.cos(angle);
+                    float sin = (float) Math.sin(angle);
+                    for (int h = 0; h < heads; h++) {
+                        int at = r * width + h * headSize + 2 * j;
+                        float a = xs[at];
+                        float b = xs[at + 1];
+                        xs[at] = a * cos - b * sin;
+                        xs[at + 1] = a * sin + b * cos;
+                    }
                 }
             }
-        }
+        });
     }
 
     @Override
@@ -255,21 +259,20 @@ public final class CpuBackend implements Backend {
         float[] o = f(out).data;
         float[] g = f(gate).data;
         float[] u = f(up).data;
-        int len = n * f(gate).cols();
-        for (int j = 0; j < len; j++) {
-            float v = g[j];
-            o[j] = v / (1.0f + (float) Math.exp(-v)) * u[j];
-        }
+        int cols = f(gate).cols();
+        rows(n, 16L * cols, (r0, r1) -> Exp.swiglu(o, g, u, r0 * cols, r1 * cols));
     }
 
     @Override
     public void add(Tensor x, Tensor y, int n) {
         float[] a = f(x).data;
         float[] b = f(y).data;
-        int len = n * f(x).cols();
-        for (int j = 0; j < len; j++) {
-            a[j] += b[j];
-        }
+        int cols = f(x).cols();
+        rows(n, cols, (r0, r1) -> {
+            for (int j = r0 * cols; j < r1 * cols; j++) {
+                a[j] += b[j];
+            }
+        });
     }
 
     @Override
@@ -404,21 +407,8 @@ public final class CpuBackend implements Backend {
             for (int t = 0; t < n; t++) {
                 max = Math.max(max, w[row + t]);
             }
-            int t = 0;
-            FloatVector vsum = FloatVector.zero(S);
-            for (int bound = S.loopBound(n); t < bound; t += S.length()) {
-                FloatVector e = FloatVector.fromArray(S, w, row + t).sub(max).lanewise(VectorOperators.EXP);
-                e.intoArray(w, row + t);
-                vsum = vsum.add(e);
-            }
-            float sum = vsum.reduceLanes(VectorOperators.ADD);
-            for (; t < n; t++) {
-                float e = (float) Math.exp(w[row + t] - max);
-                w[row + t] = e;
-                sum += e;
-            }
             w[statAt + i] = max;
-            w[statAt + m + i] = sum;
+            w[statAt + m + i] = Exp.expShifted(w, row, n, max);
         }
         // output = P . V, a key block at a time
         java.util.Arrays.fill(w, accAt, accAt + m * hs, 0f);
@@ -555,6 +545,18 @@ public final class CpuBackend implements Backend {
             holder[0] = new float[Math.max(n, holder[0].length * 2)];
         }
         return holder[0];
+    }
+
+    /** A range of rows [r0, r1). */
+    @FunctionalInterface
+    private interface RowRange {
+        void run(int r0, int r1);
+    }
+
+    /** body over rows [0, n) in blocks, shared out over the team when n * rowWork is large enough. */
+    private void rows(int n, long rowWork, RowRange body) {
+        int block = Math.max(1, (n + 4 * threads - 1) / (4 * threads));
+        forRange((n + block - 1) / block, n * rowWork, u -> body.run(u * block, Math.min(n, u * block + block)));
     }
 
     /** Runs body(0..units-1), shared out over the team when the total work is large enough to pay for it. */
