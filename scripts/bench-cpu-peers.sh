@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sps2's CPU backend against llama.cpp on the same random stories15M weights, paired: every round runs each
-# contender once (one warm-up pass and one timed pass), rounds interleave them, and the table gives medians
-# over the rounds. On a shared 2-core machine single runs swing by 2x; medians of interleaved rounds do not.
+# contender once (sps2: bench-cpu's warm-up, then the median of 3 timed passes; llama.cpp: llama-bench's warm-up
+# run, then 3 timed runs, their mean), rounds interleave them, and the table gives medians over the rounds. On a
+# shared 2-core machine single runs swing by 2x; medians of interleaved rounds much less.
 #
 #   scripts/bench-cpu-peers.sh LLAMA_BIN_DIR [ROUNDS]
 #
@@ -10,7 +11,8 @@
 # llama.cpp's own tool with the Llama 2 vocabulary of ../shared/models. Figures: prefill of 200 tokens from an
 # empty context (llama-bench pp200), decode of 50 tokens after those 200 (tg50 at depth 200).
 # Environment: SPS2 (launcher, default ./sps2), SPS2_BEFORE (a second launcher, e.g. an older build, paired as
-# "before"), THREADS (default "1 2"), OUT (folder for the model and the raw log, default a temporary one).
+# "before"; builds before bench-cpu reported medians report the best of 3), THREADS (default "1 2"), OUT (folder
+# for the model and the raw log, default a temporary one).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${1:?usage: $0 LLAMA_BIN_DIR [ROUNDS]}"
@@ -34,14 +36,14 @@ LOG="$OUT/rounds.tsv"
 # sps2 bench-cpu prints "stories15m (random)  params  prefill  decode  heap": fields 4 and 5 of its last line
 sps2_round() { # launcher threads round name
   local line
-  line=$("$1" bench-cpu --shape stories15m --threads "$2" --repeats 1 2>/dev/null | tail -1)
+  line=$("$1" bench-cpu --shape stories15m --threads "$2" --repeats 3 2>/dev/null | tail -1)
   printf '%s\t%s\t%s\tprefill\t%s\n%s\t%s\t%s\tdecode\t%s\n' "$3" "$4" "$2" "$(awk '{print $4}' <<<"$line")" \
       "$3" "$4" "$2" "$(awk '{print $5}' <<<"$line")" >> "$LOG"
 }
 llama_round() { # threads round
   local pp tg
-  pp=$("$BIN/llama-bench" -m "$OUT/stories15m.gguf" -p 200 -n 0 -t "$1" -r 1 -o csv 2>/dev/null | tail -1 | awk -F'","' '{print $(NF-1)}')
-  tg=$("$BIN/llama-bench" -m "$OUT/stories15m.gguf" -p 0 -n 50 -d 200 -t "$1" -r 1 -o csv 2>/dev/null | tail -1 | awk -F'","' '{print $(NF-1)}')
+  pp=$("$BIN/llama-bench" -m "$OUT/stories15m.gguf" -p 200 -n 0 -t "$1" -r 3 -o csv 2>/dev/null | tail -1 | awk -F'","' '{print $(NF-1)}')
+  tg=$("$BIN/llama-bench" -m "$OUT/stories15m.gguf" -p 0 -n 50 -d 200 -t "$1" -r 3 -o csv 2>/dev/null | tail -1 | awk -F'","' '{print $(NF-1)}')
   printf '%s\tllama.cpp\t%s\tprefill\t%s\n%s\tllama.cpp\t%s\tdecode\t%s\n' "$2" "$1" "$pp" "$2" "$1" "$tg" >> "$LOG"
 }
 
