@@ -8,8 +8,7 @@ import java.util.List;
 import java.util.function.IntConsumer;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
+import jdk.incubator.vector.VectorShape;
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
 import sps2.gpu.CompactKv;
@@ -21,30 +20,49 @@ import sps2.model.HostTensor;
 
 /**
  * The reference backend: float32 on the Java heap, the Vector API, and a {@link Team} of threads that
- * share out each operation. Weight matrices are packed for {@link Matmul}; every output element of a
- * product, every attention score and output is accumulated in an order that depends only on its own row,
- * so a prefill of N tokens and N single-token steps give bit-identical results, whatever the thread count.
+ * share out each operation. Every output element of a product, every attention score, sum and output is one
+ * chain of operations in a fixed order ({@link Scalar}, {@link Exp}) that depends only on its own row: a
+ * prefill of N tokens and N single-token steps give bit-identical results, whatever the thread count, the
+ * vector width or the JIT tier.
+ *
+ * <p>Cold start: the Vector API costs about 0.1 s to initialise and runs a hundred times slower than scalar
+ * code until C2 has compiled its caller, so the first {@link #COLD_WORK} multiply-adds of a backend run in the
+ * scalar forms, on one thread (the same bits again). A one-token {@code generate} of a small model never
+ * touches a vector; a benchmark's warm-up is past it in milliseconds.
  */
 public final class CpuBackend implements Backend {
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     /** Below this many multiply-adds a call runs on the calling thread: forking costs more. */
     private static final long PARALLEL_THRESHOLD = 1 << 16;
+    /** Multiply-adds of products run in scalar code before the vector kernels take over. */
+    public static final long COLD_WORK = 1 << 24;
 
-    private final Team team;
+    /** Started by the first parallel section: a cold one-token run never needs it. */
+    private Team team;
     private final int threads;
+    /** Product work left to the scalar forms; racy on purpose: either form gives the same bits. */
+    private long coldWork;
 
     public CpuBackend() {
         this(Runtime.getRuntime().availableProcessors());
     }
 
     public CpuBackend(int threads) {
+        this(threads, COLD_WORK);
+    }
+
+    /**
+     * @param scalarWork multiply-adds of products to run in the scalar forms before the vector kernels take over
+     *                   (0: vectors from the first call; Long.MAX_VALUE: never)
+     */
+    public CpuBackend(int threads, long scalarWork) {
         this.threads = Math.max(1, threads);
-        this.team = this.threads > 1 ? new Team(this.threads, "sps2-cpu") : null;
+        this.coldWork = scalarWork;
     }
 
     @Override
     public String name() {
-        return "cpu (" + threads + " threads, " + S.length() + "-lane float vectors)";
+        // the shape, not FloatVector's species: naming the backend must not start the Vector API
+        return "cpu (" + threads + " threads, " + VectorShape.preferredShape().vectorBitSize() / Float.SIZE + "-lane float vectors)";
     }
 
     public int threads() {
@@ -62,7 +80,7 @@ public final class CpuBackend implements Backend {
     public Tensor upload(HostTensor weight) {
         float[] values = weight.toFloats();
         if (weight.rows() > 1) {
-            return CpuWeight.pack(values, weight.rows(), weight.cols(), Matmul.L);
+            return new CpuWeight(values, weight.rows(), weight.cols());
         }
         return new CpuTensor(values, weight.rows(), weight.cols());
     }
@@ -185,7 +203,7 @@ public final class CpuBackend implements Backend {
         rows(n, 4L * dim, (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 int base = r * dim;
-                float ss = dot(xs, base, xs, base, dim) / dim + eps;
+                float ss = Scalar.dot(xs, base, xs, base, dim) / dim + eps;
                 float scale = (float) (1.0 / Math.sqrt(ss));
                 for (int j = 0; j < dim; j++) {
                     o[base + j] = w[j] * (scale * xs[base + j]);
@@ -198,35 +216,26 @@ public final class CpuBackend implements Backend {
     public void matmul(Tensor out, Tensor x, Tensor w, int n) {
         float[] o = f(out).data;
         float[] xs = f(x).data;
-        // a weight uploaded by upload(HostTensor) is packed already; any other matrix is packed for this call
-        CpuWeight wt = w instanceof CpuWeight cw ? cw : CpuWeight.pack(f(w).data, w.rows(), w.cols(), Matmul.L);
+        // a weight uploaded by upload(HostTensor) is a CpuWeight already; any other matrix is wrapped for this call
+        CpuWeight wt = w instanceof CpuWeight cw ? cw : new CpuWeight(f(w).data, w.rows(), w.cols());
         if (x.cols() != wt.cols() || out.cols() != wt.rows()) {
             throw new IllegalArgumentException("matmul shapes: x is [" + n + ", " + x.cols() + "], w is [" + wt.rows() + ", " + wt.cols()
                     + "], out is [" + n + ", " + out.cols() + "]");
         }
-        forRange(Matmul.units(n, wt), (long) n * wt.rows() * wt.cols(), u -> Matmul.unit(o, xs, wt, n, u));
+        long work = (long) n * wt.rows() * wt.cols();
+        float[] rowMajor = wt.rowMajor();
+        if (coldWork > 0 && rowMajor != null) {
+            coldWork -= work;
+            Scalar.matmul(o, xs, rowMajor, n, wt.cols(), wt.rows());
+            return;
+        }
+        wt.panels(Matmul.L); // packed once, before the threads share the work
+        forRange(Matmul.units(n, wt), work, u -> Matmul.unit(o, xs, wt, n, u));
     }
 
-    static float dot(float[] a, int ao, float[] b, int bo, int n) {
-        if (n < S.length()) {
-            // shorter than one vector (small head sizes): plain loop, same result as the vector path's tail
-            float sum = 0;
-            for (int i = 0; i < n; i++) {
-                sum += a[ao + i] * b[bo + i];
-            }
-            return sum;
-        }
-        FloatVector acc = FloatVector.zero(S);
-        int bound = S.loopBound(n);
-        int i = 0;
-        for (; i < bound; i += S.length()) {
-            acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
-        }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; i < n; i++) {
-            sum += a[ao + i] * b[bo + i];
-        }
-        return sum;
+    /** Whether the vector forms run: past the cold start (see the class comment). */
+    private boolean vectors() {
+        return coldWork <= 0;
     }
 
     @Override
@@ -260,7 +269,8 @@ public final class CpuBackend implements Backend {
         float[] g = f(gate).data;
         float[] u = f(up).data;
         int cols = f(gate).cols();
-        rows(n, 16L * cols, (r0, r1) -> Exp.swiglu(o, g, u, r0 * cols, r1 * cols));
+        boolean vectors = vectors();
+        rows(n, 16L * cols, (r0, r1) -> Exp.swiglu(o, g, u, r0 * cols, r1 * cols, vectors));
     }
 
     @Override
@@ -317,6 +327,7 @@ public final class CpuBackend implements Backend {
             work += (long) b.qLen()[s] * b.kvLen()[s] * nHeads * headSize;
         }
         float scale = (float) (1.0 / Math.sqrt(headSize));
+        boolean vectors = vectors();
         // element offset of each cached token of each sequence, computed once per call
         int[][] keyBase = new int[b.sequences()][];
         for (int s = 0; s < b.sequences(); s++) {
@@ -348,11 +359,11 @@ public final class CpuBackend implements Backend {
                 vis[i] = b.kvLen()[s] - b.qLen()[s] + unit[1] + i + 1;
             }
             int lseAt = (b.qStart()[s] + unit[1]) * nHeads + h;
-            attendBlock(qs, qo, vis, m, ks, vs, keyBase[s], (h / group) * headSize, headSize, scale, o, l, lseAt, nHeads);
+            attendBlock(vectors, qs, qo, vis, m, ks, vs, keyBase[s], (h / group) * headSize, headSize, scale, o, l, lseAt, nHeads);
         });
     }
 
-    /** Query rows attended together: each key block is transposed once and reused by all of them. */
+    /** Query rows attended together: each block of keys is transposed once for all of them. */
     private static final int ROW_BLOCK = 16;
     /** Keys per block. */
     private static final int KEY_BLOCK = 64;
@@ -360,38 +371,35 @@ public final class CpuBackend implements Backend {
     /**
      * Softmax attention of {@code m} query rows (offsets {@code qo}) of one head; row i sees keys
      * {@code 0..vis[i]-1}, whose rows start at {@code base[t] + headOffset}. Writes each row's output at its
-     * query offset in {@code o} and its log-sum-exp at {@code l[lseAt + i * lseStride]}. Keys are processed in
-     * fixed blocks of {@link #KEY_BLOCK} counted from key 0 and every row's arithmetic depends only on its own
-     * query and keys, so a row gives the same bits whether it is attended alone (decode) or in a block (prefill).
+     * query offset in {@code o} and its log-sum-exp at {@code l[lseAt + i * lseStride]}. Each score is an fma
+     * chain over the head's dimensions, the softmax sum and each output element a chain over the keys in order,
+     * so a row gives the same bits alone (decode) or in a block (prefill), with or without {@code vectors}.
+     *
+     * <pre>
+     *   s[t] = (q . k_t) * scale        t < vis          (keys transposed a block at a time: a vector is 16 keys)
+     *   p[t] = e^(s[t] - max s)                          (Exp)
+     *   out  = (sum_t p[t] v_t) / sum_t p[t]             (a vector is 16 dimensions of v)
+     *   lse  = max s + ln sum_t p[t]
+     * </pre>
      */
-    private static void attendBlock(float[] q, int[] qo, int[] vis, int m, float[] k, float[] v, int[] base, int headOffset, int hs,
-            float scale, float[] o, float[] l, int lseAt, int lseStride) {
+    private static void attendBlock(boolean vectors, float[] q, int[] qo, int[] vis, int m, float[] k, float[] v, int[] base, int headOffset,
+            int hs, float scale, float[] o, float[] l, int lseAt, int lseStride) {
         int maxVis = 0;
         for (int i = 0; i < m; i++) {
             maxVis = Math.max(maxVis, vis[i]);
         }
         int scoresAt = 0;
-        int tAt = m * maxVis;                 // transposed K or V block [hs][KEY_BLOCK]
-        int accAt = tAt + hs * KEY_BLOCK;     // output accumulators [m][hs]
-        int statAt = accAt + m * hs;          // row max, then row sum [m] each
-        float[] w = scratch(statAt + 2 * m);
-        // scores = q . k * scale, a key block at a time
+        int tAt = m * maxVis;                 // transposed K block [hs][KEY_BLOCK]
+        float[] w = scratch(tAt + hs * KEY_BLOCK);
         for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
             int cnt = Math.min(KEY_BLOCK, maxVis - kb);
             transpose(k, base, kb, cnt, headOffset, hs, w, tAt);
             for (int i = 0; i < m; i++) {
                 int n = Math.min(cnt, vis[i] - kb);
                 int row = scoresAt + i * maxVis + kb;
-                int j = 0;
-                for (int bound = S.loopBound(n); j < bound; j += S.length()) {
-                    FloatVector acc = FloatVector.zero(S);
-                    for (int d = 0; d < hs; d++) {
-                        acc = FloatVector.fromArray(S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.broadcast(S, q[qo[i] + d]), acc);
-                    }
-                    acc.mul(scale).intoArray(w, row + j);
-                }
+                int j = vectors ? scoreVectors(w, tAt, q, qo[i], hs, scale, row, n) : 0;
                 for (; j < n; j++) {
-                    float acc = 0;
+                    float acc = 0f;
                     for (int d = 0; d < hs; d++) {
                         acc = Math.fma(w[tAt + d * KEY_BLOCK + j], q[qo[i] + d], acc);
                     }
@@ -399,7 +407,6 @@ public final class CpuBackend implements Backend {
                 }
             }
         }
-        // softmax numerators and denominators per row
         for (int i = 0; i < m; i++) {
             int row = scoresAt + i * maxVis;
             int n = vis[i];
@@ -407,32 +414,48 @@ public final class CpuBackend implements Backend {
             for (int t = 0; t < n; t++) {
                 max = Math.max(max, w[row + t]);
             }
-            w[statAt + i] = max;
-            w[statAt + m + i] = Exp.expShifted(w, row, n, max);
-        }
-        // output = P . V, a key block at a time
-        java.util.Arrays.fill(w, accAt, accAt + m * hs, 0f);
-        for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
-            int cnt = Math.min(KEY_BLOCK, maxVis - kb);
-            transpose(v, base, kb, cnt, headOffset, hs, w, tAt);
-            for (int i = 0; i < m; i++) {
-                int n = Math.min(cnt, vis[i] - kb);
-                if (n <= 0) {
-                    continue;
-                }
-                int row = scoresAt + i * maxVis + kb;
-                for (int d = 0; d < hs; d++) {
-                    w[accAt + i * hs + d] += dot(w, row, w, tAt + d * KEY_BLOCK, n);
-                }
+            Exp.expShifted(w, row, n, max, vectors);
+            float sum = 0f;
+            for (int t = 0; t < n; t++) {
+                sum += w[row + t];
             }
+            float inv = 1.0f / sum;
+            int d = vectors ? weighVectors(w, row, n, v, base, headOffset, hs, inv, o, qo[i]) : 0;
+            for (; d < hs; d++) {
+                float acc = 0f;
+                for (int t = 0; t < n; t++) {
+                    acc = Math.fma(w[row + t], v[base[t] + headOffset + d], acc);
+                }
+                o[qo[i] + d] = acc * inv;
+            }
+            l[lseAt + i * lseStride] = max + (float) Math.log(sum);
         }
-        for (int i = 0; i < m; i++) {
-            float inv = 1.0f / w[statAt + m + i];
+    }
+
+    /** The scores of keys [0, loopBound(n)) of a transposed block, 16 keys a vector; returns how many. */
+    private static int scoreVectors(float[] w, int tAt, float[] q, int qo, int hs, float scale, int row, int n) {
+        int j = 0;
+        for (int bound = Matmul.S.loopBound(n); j < bound; j += Matmul.L) {
+            FloatVector acc = FloatVector.zero(Matmul.S);
             for (int d = 0; d < hs; d++) {
-                o[qo[i] + d] = w[accAt + i * hs + d] * inv;
+                acc = FloatVector.fromArray(Matmul.S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.broadcast(Matmul.S, q[qo + d]), acc);
             }
-            l[lseAt + i * lseStride] = w[statAt + i] + (float) Math.log(w[statAt + m + i]);
+            acc.mul(scale).intoArray(w, row + j);
         }
+        return j;
+    }
+
+    /** Output dimensions [0, loopBound(hs)) of sum_t p[t] v_t * inv, 16 dimensions a vector; returns how many. */
+    private static int weighVectors(float[] w, int row, int n, float[] v, int[] base, int headOffset, int hs, float inv, float[] o, int at) {
+        int d = 0;
+        for (int bound = Matmul.S.loopBound(hs); d < bound; d += Matmul.L) {
+            FloatVector acc = FloatVector.zero(Matmul.S);
+            for (int t = 0; t < n; t++) {
+                acc = FloatVector.fromArray(Matmul.S, v, base[t] + headOffset + d).fma(FloatVector.broadcast(Matmul.S, w[row + t]), acc);
+            }
+            acc.mul(inv).intoArray(o, at + d);
+        }
+        return d;
     }
 
     /** dst[d * KEY_BLOCK + j] = src[base[kb + j] + headOffset + d] for j < cnt, d < hs. */
@@ -454,6 +477,7 @@ public final class CpuBackend implements Backend {
         float[] vs = f(kv.v()).data;
         int group = nHeads / nKvHeads;
         float scale = (float) (1.0 / Math.sqrt(headSize));
+        boolean vectors = vectors();
         long work = (long) n * kv.maxLen() * nHeads * headSize;
         int[][] bases = new int[nKvHeads][];
         for (int g = 0; g < nKvHeads; g++) {
@@ -479,7 +503,7 @@ public final class CpuBackend implements Backend {
                 }
                 return;
             }
-            attendBlock(qs, qo, vis, m, ks, vs, bases[g], 0, headSize, scale, o, l, r0 * nHeads + h, nHeads);
+            attendBlock(vectors, qs, qo, vis, m, ks, vs, bases[g], 0, headSize, scale, o, l, r0 * nHeads + h, nHeads);
         });
     }
 
@@ -530,14 +554,21 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void close() {
-        if (team != null) {
-            team.close();
+        synchronized (this) {
+            if (team != null) {
+                team.close();
+            }
         }
     }
 
     // ---- helpers ----
 
-    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[][] {new float[1024]});
+    private static final ThreadLocal<float[][]> SCRATCH = new ThreadLocal<>() {
+        @Override
+        protected float[][] initialValue() {
+            return new float[][] {new float[1024]};
+        }
+    };
 
     private static float[] scratch(int n) {
         float[][] holder = SCRATCH.get();
@@ -559,15 +590,22 @@ public final class CpuBackend implements Backend {
         forRange((n + block - 1) / block, n * rowWork, u -> body.run(u * block, Math.min(n, u * block + block)));
     }
 
+    private synchronized Team team() {
+        if (team == null) {
+            team = new Team(threads, "sps2-cpu");
+        }
+        return team;
+    }
+
     /** Runs body(0..units-1), shared out over the team when the total work is large enough to pay for it. */
     private void forRange(int units, long work, IntConsumer body) {
-        if (team == null || work < PARALLEL_THRESHOLD || units == 1) {
+        if (threads == 1 || work < PARALLEL_THRESHOLD || units == 1) {
             for (int u = 0; u < units; u++) {
                 body.accept(u);
             }
             return;
         }
-        team.run(units, body);
+        team().run(units, body);
     }
 
     private static CpuTensor f(Tensor t) {

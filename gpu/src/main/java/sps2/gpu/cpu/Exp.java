@@ -50,11 +50,10 @@ final class Exp {
     // callee that it has already compiled into a large method, and a vector passed through a call that is not
     // inlined is a heap object (hundreds of bytes a token on the decode path).
 
-    /** a[from .. from+n) = e^(a - shift) in place; returns their sum (vector lanes, then the tail in order). */
-    static float expShifted(float[] a, int from, int n, float shift) {
+    /** a[from .. from+n) = e^(a - shift) in place, in vectors or not: the same bits. */
+    static void expShifted(float[] a, int from, int n, float shift, boolean vectors) {
         int i = 0;
-        FloatVector sum = FloatVector.zero(Matmul.S);
-        for (int bound = Matmul.S.loopBound(n); i < bound; i += Matmul.L) {
+        for (int bound = vectors ? Matmul.S.loopBound(n) : 0; i < bound; i += Matmul.L) {
             FloatVector x = FloatVector.fromArray(Matmul.S, a, from + i).sub(shift);
             FloatVector c = x.min(HI).max(LO);
             FloatVector t = c.fma(LOG2E, ROUND);
@@ -66,21 +65,16 @@ final class Exp {
             FloatVector e = y.mul(bits.reinterpretAsFloats())
                     .blend(0f, x.compare(VectorOperators.LT, LO)).blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, HI));
             e.intoArray(a, from + i);
-            sum = sum.add(e);
         }
-        float s = sum.reduceLanes(VectorOperators.ADD);
         for (; i < n; i++) {
-            float e = exp(a[from + i] - shift);
-            a[from + i] = e;
-            s += e;
+            a[from + i] = exp(a[from + i] - shift);
         }
-        return s;
     }
 
-    /** o = silu(g) * u = g / (1 + e^-g) * u over [from, to). */
-    static void swiglu(float[] o, float[] g, float[] u, int from, int to) {
+    /** o = silu(g) * u = g / (1 + e^-g) * u over [from, to), in vectors or not: the same bits. */
+    static void swiglu(float[] o, float[] g, float[] u, int from, int to, boolean vectors) {
         int j = from;
-        for (int bound = from + Matmul.S.loopBound(to - from); j < bound; j += Matmul.L) {
+        for (int bound = vectors ? from + Matmul.S.loopBound(to - from) : from; j < bound; j += Matmul.L) {
             FloatVector v = FloatVector.fromArray(Matmul.S, g, j);
             FloatVector x = v.neg();
             FloatVector c = x.min(HI).max(LO);

@@ -9,8 +9,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Every output element is one fused multiply-add chain over the input in order,
  * {@code out[r][c] = fma(x[r][in-1], W[c][in-1], ... fma(x[r][1], W[c][1], fma(x[r][0], W[c][0], 0)))},
- * whatever kernel, tile, batch or thread computed it: a token's row is bit-identical whether it is multiplied
- * alone (decode) or among many (prefill), and on machines of any vector width ({@link #reference}).
+ * exactly {@link Scalar#dot}, whatever kernel, tile, batch or thread computed it: a token's row is bit-identical
+ * whether it is multiplied alone (decode) or among many (prefill), and on machines of any vector width.
  */
 final class Matmul {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -34,7 +34,12 @@ final class Matmul {
     }
 
     private static int panelGroups(CpuWeight w) {
-        return (w.panelCount() + PANEL_GROUP - 1) / PANEL_GROUP;
+        return (panelCount(w) + PANEL_GROUP - 1) / PANEL_GROUP;
+    }
+
+    /** Panels of L output rows, the last one possibly partial. */
+    private static int panelCount(CpuWeight w) {
+        return (w.rows() + L - 1) / L;
     }
 
     /** Computes work unit {@code u} of {@link #units}: up to ROW_BLOCK rows times up to PANEL_GROUP panels. */
@@ -42,14 +47,14 @@ final class Matmul {
         int blocks = rowBlocks(n);
         int r0 = (u % blocks) * ROW_BLOCK;
         int p0 = (u / blocks) * PANEL_GROUP;
-        block(o, x, w, r0, Math.min(n, r0 + ROW_BLOCK), p0, Math.min(w.panelCount(), p0 + PANEL_GROUP));
+        block(o, x, w, r0, Math.min(n, r0 + ROW_BLOCK), p0, Math.min(panelCount(w), p0 + PANEL_GROUP));
     }
 
     /** Rows [r0, r1) times panels [p0, p1) of the product. */
     static void block(float[] o, float[] x, CpuWeight w, int r0, int r1, int p0, int p1) {
         int in = w.cols();
         int outs = w.rows();
-        float[] ws = w.panels;
+        float[] ws = w.panels(L);
         int full = outs / L; // panels with L valid rows
         int p = p0;
         for (; p + 4 <= Math.min(p1, full); p += 4) {
@@ -71,15 +76,6 @@ final class Matmul {
                 row1x1(o, outs, x, in, r, ws, p, valid);
             }
         }
-    }
-
-    /** The definition every kernel meets bit for bit: out[r][c] as one fma chain from 0 over i. */
-    static float reference(float[] x, int xo, float[] w, int wo, int in) {
-        float acc = 0f;
-        for (int i = 0; i < in; i++) {
-            acc = Math.fma(x[xo + i], w[wo + i], acc);
-        }
-        return acc;
     }
 
     // ---- kernels: rows r.., panels p.. ; x is [.., in] row-major, w packed [panel][in][L], o is [.., outs] ----

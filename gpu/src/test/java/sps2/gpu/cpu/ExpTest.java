@@ -26,7 +26,7 @@ class ExpTest {
         float[] x = inputs();
         for (int round = 0; round < 300; round++) {
             float[] v = x.clone();
-            Exp.expShifted(v, 0, v.length, 0f);
+            Exp.expShifted(v, 0, v.length, 0f, true);
             if (round == 0 || round == 299) {
                 for (int i = 0; i < x.length; i++) {
                     assertEquals(Float.floatToIntBits(Exp.exp(x[i])), Float.floatToIntBits(v[i]), "e^" + x[i] + " in round " + round);
@@ -45,16 +45,15 @@ class ExpTest {
             int n = x.length - 13 - round % 5;
             float[] a = x.clone();
             float shift = 3.5f;
-            float sum = Exp.expShifted(a, from, n, shift);
+            Exp.expShifted(a, from, n, shift, true);
             float[] o = new float[x.length];
-            Exp.swiglu(o, x, u, from, from + n);
+            Exp.swiglu(o, x, u, from, from + n, true);
             if (round == 0 || round == 199) {
                 for (int i = from; i < from + n; i++) {
                     assertEquals(Float.floatToIntBits(Exp.exp(x[i] - shift)), Float.floatToIntBits(a[i]), "e^(" + x[i] + " - shift)");
                     float silu = x[i] / (1f + Exp.exp(-x[i])) * u[i];
                     assertEquals(Float.floatToIntBits(silu), Float.floatToIntBits(o[i]), "swiglu at " + x[i]);
                 }
-                assertTrue(Float.isNaN(sum), "a NaN input makes the sum NaN");
             }
         }
     }
