@@ -29,21 +29,44 @@ public final class BenchCpuCommand implements Callable<Integer> {
     @Option(names = "--shape", description = "Random-weight shapes to measure (repeatable; default: stories260k and stories15m when no --model is given).")
     List<String> shapes = new ArrayList<>();
 
-    @Option(names = "--prompt-tokens", defaultValue = "200", description = "Prefill length (default: ${DEFAULT-VALUE}).")
-    int promptTokens;
+    @Option(names = "--prompt-tokens", description = "Prefill length (default: ${DEFAULT-VALUE}).")
+    int promptTokens = 200;
 
-    @Option(names = "--decode-tokens", defaultValue = "50", description = "Decode steps timed (default: ${DEFAULT-VALUE}).")
-    int decodeTokens;
+    @Option(names = "--decode-tokens", description = "Decode steps timed (default: ${DEFAULT-VALUE}).")
+    int decodeTokens = 50;
 
-    @Option(names = "--threads", defaultValue = "0", description = "Threads (0 = all cores).")
-    int threads;
+    @Option(names = "--threads", description = "Threads (0 = all cores).")
+    int threads = 0;
 
-    @Option(names = "--repeats", defaultValue = "3", description = "Timed repetitions after the warm-up; the median is reported (default: ${DEFAULT-VALUE}).")
-    int repeats;
+    @Option(names = "--repeats", description = "Timed repetitions after the warm-up; the median is reported (default: ${DEFAULT-VALUE}).")
+    int repeats = 3;
 
-    @Option(names = "--warmup-seconds", defaultValue = "3", description = "Untimed rounds for at least this long first, so that C2 has"
+    @Option(names = "--warmup-seconds", description = "Untimed rounds for at least this long first, so that C2 has"
             + " compiled the kernels: on 2 busy cores that takes seconds (default: ${DEFAULT-VALUE}).")
-    double warmupSeconds;
+    double warmupSeconds = 3;
+
+    /** This command from a plain line without picocli, or null when picocli must parse it (QuickArgs). */
+    public static BenchCpuCommand quick(String[] args) {
+        BenchCpuCommand c = new BenchCpuCommand();
+        QuickArgs a = new QuickArgs(args);
+        try {
+            while (a.next()) {
+                switch (a.name()) {
+                    case "--model" -> c.models.add(Path.of(a.each()));
+                    case "--shape" -> c.shapes.add(a.each());
+                    case "--prompt-tokens" -> c.promptTokens = a.integer();
+                    case "--decode-tokens" -> c.decodeTokens = a.integer();
+                    case "--threads" -> c.threads = a.integer();
+                    case "--repeats" -> c.repeats = a.integer();
+                    case "--warmup-seconds" -> c.warmupSeconds = a.doubleValue();
+                    default -> throw new QuickArgs.Unclear();
+                }
+            }
+            return c;
+        } catch (QuickArgs.Unclear e) {
+            return null;
+        }
+    }
 
     @Override
     public Integer call() {

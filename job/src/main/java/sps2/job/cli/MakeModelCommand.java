@@ -26,15 +26,38 @@ public final class MakeModelCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "Output directory.")
     Path out;
 
-    @Option(names = "--dtype", defaultValue = "bf16", description = "bf16 or f32 (default: ${DEFAULT-VALUE}).")
-    String dtype;
+    @Option(names = "--dtype", description = "bf16 or f32 (default: ${DEFAULT-VALUE}).")
+    String dtype = "bf16";
 
-    @Option(names = "--seed", defaultValue = "1", description = "Random seed (default: ${DEFAULT-VALUE}).")
-    long seed;
+    @Option(names = "--seed", description = "Random seed (default: ${DEFAULT-VALUE}).")
+    long seed = 1;
 
-    @Option(names = "--format", defaultValue = "safetensors", description = "safetensors, or llama2c: a legacy llama2.c fp32 file"
+    @Option(names = "--format", description = "safetensors, or llama2c: a legacy llama2.c fp32 file"
             + " (model.bin, for llama2.c's run.c and llama.cpp's llama-convert-llama2c-to-ggml; small shapes) (default: ${DEFAULT-VALUE}).")
-    String format;
+    String format = "safetensors";
+
+    /** This command from a plain line without picocli, or null when picocli must parse it (QuickArgs). */
+    public static MakeModelCommand quick(String[] args) {
+        MakeModelCommand c = new MakeModelCommand();
+        QuickArgs a = new QuickArgs(args);
+        try {
+            while (a.next()) {
+                switch (a.name()) {
+                    case "--shape" -> c.shape = a.string();
+                    case "--out" -> c.out = a.path();
+                    case "--dtype" -> c.dtype = a.string();
+                    case "--seed" -> c.seed = a.longValue();
+                    case "--format" -> c.format = a.string();
+                    default -> throw new QuickArgs.Unclear();
+                }
+            }
+            QuickArgs.required(c.shape);
+            QuickArgs.required(c.out);
+            return c;
+        } catch (QuickArgs.Unclear e) {
+            return null;
+        }
+    }
 
     static final class Shapes extends java.util.ArrayList<String> {
         Shapes() {
