@@ -62,6 +62,17 @@ public interface Backend extends AutoCloseable {
     void matmul(Tensor out, Tensor x, Tensor w, int n);
 
     /**
+     * outs[i] = x · ws[i]ᵀ for every i: several products of one input (q, k and v; the MLP's gate and up), which a
+     * backend may run as one parallel section. Each result is what {@link #matmul(Tensor, Tensor, Tensor, int)}
+     * gives; this default runs them one after the other.
+     */
+    default void matmul(Tensor[] outs, Tensor x, Tensor[] ws, int n) {
+        for (int i = 0; i < outs.length; i++) {
+            matmul(outs[i], x, ws[i], n);
+        }
+    }
+
+    /**
      * Rotates, in place, the first {@code n} rows of {@code x} viewed as [n, heads, headSize] by the
      * angle {@code positions[i] * invFreq[j]} on the interleaved pairs (2j, 2j+1).
      */

@@ -107,9 +107,7 @@ public final class LlamaModel implements AutoCloseable {
         ws.check(n);
         Layer w = layers[layer];
         backend.rmsnorm(ws.xb, ws.x, w.attnNorm, n, config.rmsEps());
-        backend.matmul(ws.q, ws.xb, w.wq, n);
-        backend.matmul(ws.k, ws.xb, w.wk, n);
-        backend.matmul(ws.v, ws.xb, w.wv, n);
+        backend.matmul(new Tensor[] {ws.q, ws.k, ws.v}, ws.xb, new Tensor[] {w.wq, w.wk, w.wv}, n);
         backend.rope(ws.q, config.nHeads(), config.headSize(), positions, invFreq, n);
         backend.rope(ws.k, config.nKvHeads(), config.headSize(), positions, invFreq, n);
     }
@@ -131,8 +129,7 @@ public final class LlamaModel implements AutoCloseable {
         backend.matmul(ws.xb, ws.att, w.wo, n);
         backend.add(ws.x, ws.xb, n);
         backend.rmsnorm(ws.xb, ws.x, w.ffnNorm, n, config.rmsEps());
-        backend.matmul(ws.hb, ws.xb, w.w1, n);
-        backend.matmul(ws.hb2, ws.xb, w.w3, n);
+        backend.matmul(new Tensor[] {ws.hb, ws.hb2}, ws.xb, new Tensor[] {w.w1, w.w3}, n);
         backend.swiglu(ws.hb, ws.hb, ws.hb2, n);
         backend.matmul(ws.xb, ws.hb, w.w2, n);
         backend.add(ws.x, ws.xb, n);

@@ -214,23 +214,51 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void matmul(Tensor out, Tensor x, Tensor w, int n) {
-        float[] o = f(out).data;
+        matmul(new Tensor[] {out}, x, new Tensor[] {w}, n);
+    }
+
+    /** The products of one input as one parallel section: their work units one after the other. */
+    @Override
+    public void matmul(Tensor[] outs, Tensor x, Tensor[] ws, int n) {
         float[] xs = f(x).data;
-        // a weight uploaded by upload(HostTensor) is a CpuWeight already; any other matrix is wrapped for this call
-        CpuWeight wt = w instanceof CpuWeight cw ? cw : new CpuWeight(f(w).data, w.rows(), w.cols());
-        if (x.cols() != wt.cols() || out.cols() != wt.rows()) {
-            throw new IllegalArgumentException("matmul shapes: x is [" + n + ", " + x.cols() + "], w is [" + wt.rows() + ", " + wt.cols()
-                    + "], out is [" + n + ", " + out.cols() + "]");
+        int count = outs.length;
+        float[][] o = new float[count][];
+        CpuWeight[] wt = new CpuWeight[count];
+        int[] firstUnit = new int[count + 1];
+        long work = 0;
+        for (int i = 0; i < count; i++) {
+            o[i] = f(outs[i]).data;
+            // a weight uploaded by upload(HostTensor) is a CpuWeight already; any other matrix is wrapped for this call
+            wt[i] = ws[i] instanceof CpuWeight cw ? cw : new CpuWeight(f(ws[i]).data, ws[i].rows(), ws[i].cols());
+            if (x.cols() != wt[i].cols() || outs[i].cols() != wt[i].rows()) {
+                throw new IllegalArgumentException("matmul shapes: x is [" + n + ", " + x.cols() + "], w is [" + wt[i].rows() + ", "
+                        + wt[i].cols() + "], out is [" + n + ", " + outs[i].cols() + "]");
+            }
+            work += (long) n * wt[i].rows() * wt[i].cols();
         }
-        long work = (long) n * wt.rows() * wt.cols();
-        float[] rowMajor = wt.rowMajor();
-        if (coldWork > 0 && rowMajor != null) {
+        if (coldWork > 0) {
             coldWork -= work;
-            Scalar.matmul(o, xs, rowMajor, n, wt.cols(), wt.rows());
+            for (int i = 0; i < count; i++) {
+                float[] rowMajor = wt[i].rowMajor();
+                if (rowMajor != null) {
+                    Scalar.matmul(o[i], xs, rowMajor, n, wt[i].cols(), wt[i].rows());
+                } else {
+                    Matmul.block(o[i], xs, wt[i], 0, n, 0, (wt[i].rows() + Matmul.L - 1) / Matmul.L);
+                }
+            }
             return;
         }
-        wt.panels(Matmul.L); // packed once, before the threads share the work
-        forRange(Matmul.units(n, wt), work, u -> Matmul.unit(o, xs, wt, n, u));
+        for (int i = 0; i < count; i++) {
+            wt[i].panels(Matmul.L); // packed once, before the threads share the work
+            firstUnit[i + 1] = firstUnit[i] + Matmul.units(n, wt[i]);
+        }
+        forRange(firstUnit[count], work, u -> {
+            int i = 0;
+            while (u >= firstUnit[i + 1]) {
+                i++;
+            }
+            Matmul.unit(o[i], xs, wt[i], n, u - firstUnit[i]);
+        });
     }
 
     /** Whether the vector forms run: past the cold start (see the class comment). */
