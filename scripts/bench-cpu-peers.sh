@@ -9,10 +9,13 @@
 # LLAMA_BIN_DIR holds llama-bench and llama-convert-llama2c-to-ggml from a llama.cpp you built yourself (this
 # script downloads nothing). The weights: `sps2 make-model --shape stories15m --format llama2c`, converted by
 # llama.cpp's own tool with the Llama 2 vocabulary of ../shared/models. Figures: prefill of 200 tokens from an
-# empty context (llama-bench pp200), decode of 50 tokens after those 200 (tg50 at depth 200).
+# empty context (llama-bench pp200), decode of 50 tokens after those 200 (tg50 at depth 200), and the wall
+# time of a whole process that generates one token of stories260K (sps2 generate, llama.cpp's llama-simple).
+# LLAMA_BIN_DIR also needs llama-simple.
 # Environment: SPS2 (launcher, default ./sps2), SPS2_BEFORE (a second launcher, e.g. an older build, paired as
 # "before"; builds before bench-cpu reported medians report the best of 3), THREADS (default "1 2"), OUT (folder
-# for the model and the raw log, default a temporary one).
+# for the model and the raw log, default a temporary one), QUIET_LOAD (wait for a load average below it before
+# each round: other people's builds on the same 2 cores halve any figure).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${1:?usage: $0 LLAMA_BIN_DIR [ROUNDS]}"
@@ -47,7 +50,34 @@ llama_round() { # threads round
   printf '%s\tllama.cpp\t%s\tprefill\t%s\n%s\tllama.cpp\t%s\tdecode\t%s\n' "$2" "$1" "$pp" "$2" "$1" "$tg" >> "$LOG"
 }
 
+# Whole-process time of a one-token generate on stories260K (the pretrained GGUF of ../shared), sps2 against
+# llama.cpp's llama-simple; each command once untimed first (sps2's first run after a build writes its
+# class-data archive).
+GGUF="$ROOT/../shared/models/stories260K.gguf"
+ms() { local s e; s=$(date +%s%N); "$@" > /dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
+start_round() { # launcher round name
+  printf '%s\t%s\t-\tstart\t%s\n' "$2" "$3" "$(ms "$1" generate --model "$GGUF" --prompt "Once upon a time" --max-tokens 1 --temperature 0)" >> "$LOG"
+}
+"$SPS2" generate --model "$GGUF" --prompt "Once upon a time" --max-tokens 1 > /dev/null 2>&1
+[[ -n "${SPS2_BEFORE:-}" ]] && "$SPS2_BEFORE" generate --model "$GGUF" --prompt "Once upon a time" --max-tokens 1 > /dev/null 2>&1
+"$BIN/llama-simple" -m "$GGUF" -n 1 "Once upon a time" > /dev/null 2>&1 || true
+
+# QUIET_LOAD: before each round, wait (up to 10 minutes) until the 1-minute load average is below it
+quiet() {
+  [[ -n "${QUIET_LOAD:-}" ]] || return 0
+  for ((w = 0; w < 120; w++)); do
+    awk -v q="$QUIET_LOAD" '{ exit !($1 < q) }' /proc/loadavg && return 0
+    sleep 5
+  done
+  echo "the load stayed above $QUIET_LOAD; running this round anyway" >&2
+}
+
 for ((r = 1; r <= ROUNDS; r++)); do
+  quiet
+  echo "round $r starts at load $(cut -d' ' -f1 /proc/loadavg)" >&2
+  start_round "$SPS2" "$r" sps2
+  printf '%s\tllama.cpp\t-\tstart\t%s\n' "$r" "$(ms "$BIN/llama-simple" -m "$GGUF" -n 1 "Once upon a time")" >> "$LOG"
+  [[ -n "${SPS2_BEFORE:-}" ]] && start_round "$SPS2_BEFORE" "$r" before
   for t in $THREADS; do
     sps2_round "$SPS2" "$t" "$r" sps2
     llama_round "$t" "$r"
@@ -58,9 +88,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r of $ROUNDS done" >&2
 done
 
-echo "stories15M (random weights), tokens/s, median of $ROUNDS interleaved rounds ($(nproc) cores; raw rounds in $LOG)"
-awk -F'\t' -v before="${SPS2_BEFORE:+1}" '
-  { v[$2 FS $3 FS $4] = v[$2 FS $3 FS $4] " " $5; th[$3] = 1 }
+echo "stories15M (random weights) tokens/s and a one-token generate of stories260K (whole process, ms);"
+echo "medians of $ROUNDS interleaved rounds on $(nproc) cores; raw rounds in $LOG"
+awk -F'\t' -v before="${SPS2_BEFORE:+1}" -v threads="$THREADS" '
+  { v[$2 FS $3 FS $4] = v[$2 FS $3 FS $4] " " $5 }
   function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")
     for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
@@ -68,9 +99,13 @@ awk -F'\t' -v before="${SPS2_BEFORE:+1}" '
   }
   END {
     printf "%-8s %-8s %10s %10s %12s%s\n", "threads", "phase", "sps2", "llama.cpp", "sps2/llama", before ? sprintf(" %10s", "before") : ""
-    for (t in th) for (p = 1; p <= 2; p++) {
+    nt = split(threads, T, " ")
+    for (i = 1; i <= nt; i++) for (p = 1; p <= 2; p++) {
+      t = T[i]
       phase = p == 1 ? "prefill" : "decode"
       s = median(v["sps2" FS t FS phase]); l = median(v["llama.cpp" FS t FS phase])
       printf "%-8s %-8s %10.0f %10.0f %12.2f%s\n", t, phase, s, l, s / l, before ? sprintf(" %10.0f", median(v["before" FS t FS phase])) : ""
     }
-  }' "$LOG" | sort -n
+    s = median(v["sps2" FS "-" FS "start"]); l = median(v["llama.cpp" FS "-" FS "start"])
+    printf "%-8s %-8s %10.0f %10.0f %12.2f%s   (ms, lower is better)\n", "-", "1 token", s, l, s / l, before ? sprintf(" %10.0f", median(v["before" FS "-" FS "start"])) : ""
+  }' "$LOG"
