@@ -27,8 +27,8 @@ import sps2.model.HostTensor;
  *
  * <p>Cold start: the Vector API costs about 0.1 s to initialise and runs a hundred times slower than scalar
  * code until C2 has compiled its caller, so the first {@link #COLD_WORK} multiply-adds of a backend run in the
- * scalar forms, on one thread (the same bits again). A one-token {@code generate} of a small model never
- * touches a vector; a benchmark's warm-up is past it in milliseconds.
+ * scalar forms, on one thread (the same bits again); the first product that does not fit what is left ends it.
+ * A one-token {@code generate} of a small model never touches a vector; a long prompt goes to the vectors at once.
  */
 public final class CpuBackend implements Backend {
     /** Below this many multiply-adds a call runs on the calling thread: forking costs more. */
@@ -236,7 +236,7 @@ public final class CpuBackend implements Backend {
             }
             work += (long) n * wt[i].rows() * wt[i].cols();
         }
-        if (coldWork > 0) {
+        if (work <= coldWork) {
             coldWork -= work;
             for (int i = 0; i < count; i++) {
                 float[] rowMajor = wt[i].rowMajor();
@@ -248,6 +248,7 @@ public final class CpuBackend implements Backend {
             }
             return;
         }
+        coldWork = 0; // a product too big for the scalar forms ends the cold start
         for (int i = 0; i < count; i++) {
             wt[i].panels(Matmul.L); // packed once, before the threads share the work
             firstUnit[i + 1] = firstUnit[i] + Matmul.units(n, wt[i]);
