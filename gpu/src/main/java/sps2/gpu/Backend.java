@@ -63,7 +63,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * {@code outs[i] = x · ws[i]ᵀ} for every i: several products of one input (Q, K and V; gate and up), which a
-     * backend may run as one launch. Each result equals what {@link #matmul(Tensor, Tensor, Tensor, int)} gives.
+     * backend may run as one launch (CUDA) or one parallel section (CPU). Each result equals what
+     * {@link #matmul(Tensor, Tensor, Tensor, int)} gives; this default runs them one after the other.
      */
     default void matmul(Tensor[] outs, Tensor x, Tensor[] ws, int n) {
         for (int i = 0; i < outs.length; i++) {

@@ -41,10 +41,16 @@ class LlamaModelTest {
 
     @Test
     void prefillOfManyTokensEqualsSingleTokenSteps() {
+        for (long scalarWork : new long[] {CpuBackend.COLD_WORK, 0}) { // the scalar forms of a cold start, then vectors throughout
+            prefillEqualsSteps(scalarWork);
+        }
+    }
+
+    private static void prefillEqualsSteps(long scalarWork) {
         ModelConfig c = TestModels.tinyConfig();
         ModelWeights w = TestModels.random(c, 3);
         int[] tokens = randomTokens(29, c.vocabSize(), 5);
-        try (CpuBackend b = new CpuBackend(2); LlamaModel m = new LlamaModel(b, w, null);
+        try (CpuBackend b = new CpuBackend(2, scalarWork); LlamaModel m = new LlamaModel(b, w, null);
                 Sequence whole = new Sequence(m, 64, 64); Sequence steps = new Sequence(m, 64, 1)) {
             float[] a = whole.forward(tokens).clone();
             float[] z = null;
@@ -56,5 +62,25 @@ class LlamaModelTest {
             int next = 17;
             assertArrayEquals(whole.forward(new int[] {next}).clone(), steps.forward(new int[] {next}), 0f);
         }
+    }
+
+    /** The scalar forms of a cold backend and the vector kernels give the same logits, bit for bit. */
+    @Test
+    void scalarAndVectorFormsGiveTheSameLogits() {
+        ModelConfig c = TestModels.tinyConfig();
+        ModelWeights w = TestModels.random(c, 4);
+        int[] tokens = randomTokens(45, c.vocabSize(), 6);
+        float[][] got = new float[2][];
+        long[] scalarWork = {Long.MAX_VALUE, 0};
+        for (int k = 0; k < 2; k++) {
+            try (CpuBackend b = new CpuBackend(2, scalarWork[k]); LlamaModel m = new LlamaModel(b, w, null); Sequence s = new Sequence(m, 64, 16)) {
+                s.forward(java.util.Arrays.copyOf(tokens, 40));
+                for (int t = 40; t < tokens.length; t++) {
+                    s.forward(new int[] {tokens[t]});
+                }
+                got[k] = s.forward(new int[] {1}).clone();
+            }
+        }
+        assertArrayEquals(got[0], got[1], 0f, "scalar and vector forms must agree exactly");
     }
 }

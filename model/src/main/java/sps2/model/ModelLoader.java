@@ -10,8 +10,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 import sps2.model.gguf.GgufFile;
 import sps2.model.gguf.GgufLlama;
 import sps2.model.llama2c.Llama2cCheckpoint;
@@ -21,11 +19,10 @@ import sps2.model.safetensors.SafetensorsCheckpoint;
  * Loads a Llama checkpoint whatever its format: GGUF (by its "GGUF" magic), llama2.c v1 (by its magic) or
  * legacy (by a plausible header, then checked against the file size), or safetensors (a directory with
  * config.json or *.safetensors files, a single .safetensors file, or a *.safetensors.index.json shard index).
- * The result's tensor shapes are checked against its config.
+ * The result's tensor shapes are checked against its config. Loading logs nothing: callers report what they
+ * loaded ({@link ModelWeights#summary()}), so a command that needs no logging framework does not start one.
  */
 public final class ModelLoader {
-
-    private static final Logger LOG = LoggerFactory.getLogger(ModelLoader.class);
 
     public enum Format { GGUF, LLAMA2C, SAFETENSORS }
 
@@ -40,9 +37,6 @@ public final class ModelLoader {
             case SAFETENSORS -> loadSafetensors(path);
         };
         validate(weights);
-        ModelConfig c = weights.config();
-        LOG.info("Loaded a {} model from {}: {} layers, dim {}, {} heads ({} KV), vocabulary {}, context {}.",
-                format, path, c.nLayers(), c.dim(), c.nHeads(), c.nKvHeads(), c.vocabSize(), c.contextLength());
         return weights;
     }
 

@@ -40,6 +40,13 @@ public record ModelWeights(ModelConfig config, Map<String, HostTensor> tensors, 
         return get("layers." + layer + "." + name);
     }
 
+    /** The shape in one line, for a caller that reports what it loaded. */
+    public String summary() {
+        ModelConfig c = config;
+        return c.nLayers() + " layers, dim " + c.dim() + ", " + c.nHeads() + " heads (" + c.nKvHeads() + " KV), vocabulary " + c.vocabSize()
+                + ", context " + c.contextLength();
+    }
+
     /** The output head: its own tensor, or the embedding table when tied. */
     public HostTensor output() {
         HostTensor out = tensors.get("output");

@@ -5,13 +5,10 @@ import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.RecursiveAction;
 import java.util.function.IntConsumer;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
+import jdk.incubator.vector.VectorShape;
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.Backend;
 import sps2.gpu.CompactKv;
@@ -22,30 +19,50 @@ import sps2.gpu.WireType;
 import sps2.model.HostTensor;
 
 /**
- * The reference backend: float32 on the Java heap, the Vector API for dot products, and a fork-join
- * pool over output rows. Every dot product is accumulated in the same lane order whatever the batch
- * size, so a prefill of N tokens and N single-token steps give bit-identical results.
+ * The reference backend: float32 on the Java heap, the Vector API, and a {@link Team} of threads that
+ * share out each operation. Every output element of a product, every attention score, sum and output is one
+ * chain of operations in a fixed order ({@link Scalar}, {@link Exp}) that depends only on its own row: a
+ * prefill of N tokens and N single-token steps give bit-identical results, whatever the thread count, the
+ * vector width or the JIT tier.
+ *
+ * <p>Cold start: the Vector API costs about 0.1 s to initialise and runs a hundred times slower than scalar
+ * code until C2 has compiled its caller, so the first {@link #COLD_WORK} multiply-adds of a backend run in the
+ * scalar forms, on one thread (the same bits again); the first product that does not fit what is left ends it.
+ * A one-token {@code generate} of a small model never touches a vector; a long prompt goes to the vectors at once.
  */
 public final class CpuBackend implements Backend {
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     /** Below this many multiply-adds a call runs on the calling thread: forking costs more. */
     private static final long PARALLEL_THRESHOLD = 1 << 16;
+    /** Multiply-adds of products run in scalar code before the vector kernels take over. */
+    public static final long COLD_WORK = 1 << 24;
 
-    private final ForkJoinPool pool;
+    /** Started by the first parallel section: a cold one-token run never needs it. */
+    private Team team;
     private final int threads;
+    /** Product work left to the scalar forms; racy on purpose: either form gives the same bits. */
+    private long coldWork;
 
     public CpuBackend() {
         this(Runtime.getRuntime().availableProcessors());
     }
 
     public CpuBackend(int threads) {
+        this(threads, COLD_WORK);
+    }
+
+    /**
+     * @param scalarWork multiply-adds of products to run in the scalar forms before the vector kernels take over
+     *                   (0: vectors from the first call; Long.MAX_VALUE: never)
+     */
+    public CpuBackend(int threads, long scalarWork) {
         this.threads = Math.max(1, threads);
-        this.pool = new ForkJoinPool(this.threads);
+        this.coldWork = scalarWork;
     }
 
     @Override
     public String name() {
-        return "cpu (" + threads + " threads, " + S.length() + "-lane float vectors)";
+        // the shape, not FloatVector's species: naming the backend must not start the Vector API
+        return "cpu (" + threads + " threads, " + VectorShape.preferredShape().vectorBitSize() / Float.SIZE + "-lane float vectors)";
     }
 
     public int threads() {
@@ -62,6 +79,9 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor upload(HostTensor weight) {
         float[] values = weight.toFloats();
+        if (weight.rows() > 1) {
+            return new CpuWeight(values, weight.rows(), weight.cols());
+        }
         return new CpuTensor(values, weight.rows(), weight.cols());
     }
 
@@ -194,15 +214,18 @@ public final class CpuBackend implements Backend {
     @Override
     public void embed(Tensor out, Tensor table, Tensor tokens, int n) {
         CpuTensor o = f(out);
-        CpuTensor t = f(table);
         int[] ids = i(tokens).data;
-        int dim = t.cols();
+        int dim = table.cols();
         for (int r = 0; r < n; r++) {
             int id = ids[r];
-            if (id < 0 || id >= t.rows()) {
-                throw new IllegalArgumentException("Token id " + id + " is outside the vocabulary of " + t.rows());
+            if (id < 0 || id >= table.rows()) {
+                throw new IllegalArgumentException("Token id " + id + " is outside the vocabulary of " + table.rows());
             }
-            System.arraycopy(t.data, id * dim, o.data, r * dim, dim);
+            if (table instanceof CpuWeight w) {
+                w.row(id, o.data, r * dim);
+            } else {
+                System.arraycopy(f(table).data, id * dim, o.data, r * dim, dim);
+            }
         }
     }
 
@@ -212,121 +235,71 @@ public final class CpuBackend implements Backend {
         float[] xs = f(x).data;
         float[] w = f(weight).data;
         int dim = f(x).cols();
-        for (int r = 0; r < n; r++) {
-            int base = r * dim;
-            float ss = dot(xs, base, xs, base, dim) / dim + eps;
-            float scale = (float) (1.0 / Math.sqrt(ss));
-            for (int j = 0; j < dim; j++) {
-                o[base + j] = w[j] * (scale * xs[base + j]);
-            }
-        }
-    }
-
-    @Override
-    public void matmul(Tensor out, Tensor x, Tensor w, int n) {
-        float[] o = f(out).data;
-        float[] xs = f(x).data;
-        CpuTensor wt = f(w);
-        float[] ws = wt.data;
-        int in = wt.cols();
-        int outs = wt.rows();
-        if (f(x).cols() != in || f(out).cols() != outs) {
-            throw new IllegalArgumentException("matmul shapes: x is [" + n + ", " + f(x).cols() + "], w is [" + outs + ", " + in
-                    + "], out is [" + n + ", " + f(out).cols() + "]");
-        }
-        // Work unit: a tile of up to 4 input rows x 2 weight rows, so each weight row read from memory
-        // serves 4 tokens in prefill. Decode (n = 1) splits over weight rows only.
-        int rowTiles = (n + 3) / 4;
-        int colPairs = (outs + 1) / 2;
-        long work = (long) n * outs * in;
-        forRange(rowTiles * colPairs, work, unit -> {
-            int rt = unit / colPairs;
-            int cp = unit % colPairs;
-            int r0 = rt * 4;
-            int rEnd = Math.min(n, r0 + 4);
-            int c0 = cp * 2;
-            int cEnd = Math.min(outs, c0 + 2);
-            if (rEnd - r0 == 4 && cEnd - c0 == 2) {
-                tile4x2(o, xs, ws, in, outs, r0, c0);
-            } else {
-                for (int r = r0; r < rEnd; r++) {
-                    for (int c = c0; c < cEnd; c++) {
-                        o[r * outs + c] = dot(xs, r * in, ws, c * in, in);
-                    }
+        rows(n, 4L * dim, (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int base = r * dim;
+                float ss = Scalar.dot(xs, base, xs, base, dim) / dim + eps;
+                float scale = (float) (1.0 / Math.sqrt(ss));
+                for (int j = 0; j < dim; j++) {
+                    o[base + j] = w[j] * (scale * xs[base + j]);
                 }
             }
         });
     }
 
-    /** Eight dot products at once; each accumulates exactly like {@link #dot}. */
-    private static void tile4x2(float[] o, float[] x, float[] w, int in, int outs, int r0, int c0) {
-        int x0 = r0 * in, x1 = x0 + in, x2 = x1 + in, x3 = x2 + in;
-        int w0 = c0 * in, w1 = w0 + in;
-        FloatVector a00 = FloatVector.zero(S), a01 = FloatVector.zero(S), a10 = FloatVector.zero(S), a11 = FloatVector.zero(S);
-        FloatVector a20 = FloatVector.zero(S), a21 = FloatVector.zero(S), a30 = FloatVector.zero(S), a31 = FloatVector.zero(S);
-        int bound = S.loopBound(in);
-        int i = 0;
-        for (; i < bound; i += S.length()) {
-            FloatVector v0 = FloatVector.fromArray(S, w, w0 + i);
-            FloatVector v1 = FloatVector.fromArray(S, w, w1 + i);
-            FloatVector u = FloatVector.fromArray(S, x, x0 + i);
-            a00 = u.fma(v0, a00);
-            a01 = u.fma(v1, a01);
-            u = FloatVector.fromArray(S, x, x1 + i);
-            a10 = u.fma(v0, a10);
-            a11 = u.fma(v1, a11);
-            u = FloatVector.fromArray(S, x, x2 + i);
-            a20 = u.fma(v0, a20);
-            a21 = u.fma(v1, a21);
-            u = FloatVector.fromArray(S, x, x3 + i);
-            a30 = u.fma(v0, a30);
-            a31 = u.fma(v1, a31);
-        }
-        float s00 = a00.reduceLanes(VectorOperators.ADD), s01 = a01.reduceLanes(VectorOperators.ADD);
-        float s10 = a10.reduceLanes(VectorOperators.ADD), s11 = a11.reduceLanes(VectorOperators.ADD);
-        float s20 = a20.reduceLanes(VectorOperators.ADD), s21 = a21.reduceLanes(VectorOperators.ADD);
-        float s30 = a30.reduceLanes(VectorOperators.ADD), s31 = a31.reduceLanes(VectorOperators.ADD);
-        for (; i < in; i++) {
-            float v0 = w[w0 + i], v1 = w[w1 + i];
-            s00 += x[x0 + i] * v0;
-            s01 += x[x0 + i] * v1;
-            s10 += x[x1 + i] * v0;
-            s11 += x[x1 + i] * v1;
-            s20 += x[x2 + i] * v0;
-            s21 += x[x2 + i] * v1;
-            s30 += x[x3 + i] * v0;
-            s31 += x[x3 + i] * v1;
-        }
-        o[r0 * outs + c0] = s00;
-        o[r0 * outs + c0 + 1] = s01;
-        o[(r0 + 1) * outs + c0] = s10;
-        o[(r0 + 1) * outs + c0 + 1] = s11;
-        o[(r0 + 2) * outs + c0] = s20;
-        o[(r0 + 2) * outs + c0 + 1] = s21;
-        o[(r0 + 3) * outs + c0] = s30;
-        o[(r0 + 3) * outs + c0 + 1] = s31;
+    @Override
+    public void matmul(Tensor out, Tensor x, Tensor w, int n) {
+        matmul(new Tensor[] {out}, x, new Tensor[] {w}, n);
     }
 
-    static float dot(float[] a, int ao, float[] b, int bo, int n) {
-        if (n < S.length()) {
-            // shorter than one vector (small head sizes): plain loop, same result as the vector path's tail
-            float sum = 0;
-            for (int i = 0; i < n; i++) {
-                sum += a[ao + i] * b[bo + i];
+    /** The products of one input as one parallel section: their work units one after the other. */
+    @Override
+    public void matmul(Tensor[] outs, Tensor x, Tensor[] ws, int n) {
+        float[] xs = f(x).data;
+        int count = outs.length;
+        float[][] o = new float[count][];
+        CpuWeight[] wt = new CpuWeight[count];
+        int[] firstUnit = new int[count + 1];
+        long work = 0;
+        for (int i = 0; i < count; i++) {
+            o[i] = f(outs[i]).data;
+            // a weight uploaded by upload(HostTensor) is a CpuWeight already; any other matrix is wrapped for this call
+            wt[i] = ws[i] instanceof CpuWeight cw ? cw : new CpuWeight(f(ws[i]).data, ws[i].rows(), ws[i].cols());
+            if (x.cols() != wt[i].cols() || outs[i].cols() != wt[i].rows()) {
+                throw new IllegalArgumentException("matmul shapes: x is [" + n + ", " + x.cols() + "], w is [" + wt[i].rows() + ", "
+                        + wt[i].cols() + "], out is [" + n + ", " + outs[i].cols() + "]");
             }
-            return sum;
+            work += (long) n * wt[i].rows() * wt[i].cols();
         }
-        FloatVector acc = FloatVector.zero(S);
-        int bound = S.loopBound(n);
-        int i = 0;
-        for (; i < bound; i += S.length()) {
-            acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
+        if (work <= coldWork) {
+            coldWork -= work;
+            for (int i = 0; i < count; i++) {
+                float[] rowMajor = wt[i].rowMajor();
+                if (rowMajor != null) {
+                    Scalar.matmul(o[i], xs, rowMajor, n, wt[i].cols(), wt[i].rows());
+                } else {
+                    Matmul.block(o[i], xs, wt[i], 0, n, 0, (wt[i].rows() + Matmul.L - 1) / Matmul.L);
+                }
+            }
+            return;
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
-        for (; i < n; i++) {
-            sum += a[ao + i] * b[bo + i];
+        coldWork = 0; // a product too big for the scalar forms ends the cold start
+        for (int i = 0; i < count; i++) {
+            wt[i].panels(Matmul.L); // packed once, before the threads share the work
+            firstUnit[i + 1] = firstUnit[i] + Matmul.units(n, wt[i]);
         }
-        return sum;
+        forRange(firstUnit[count], work, u -> {
+            int i = 0;
+            while (u >= firstUnit[i + 1]) {
+                i++;
+            }
+            Matmul.unit(o[i], xs, wt[i], n, u - firstUnit[i]);
+        });
+    }
+
+    /** Whether the vector forms run: past the cold start (see the class comment). */
+    private boolean vectors() {
+        return coldWork <= 0;
     }
 
     @Override
@@ -335,21 +308,23 @@ public final class CpuBackend implements Backend {
         int[] pos = i(positions).data;
         float[] inv = f(invFreq).data;
         int width = f(x).cols();
-        for (int r = 0; r < n; r++) {
-            int p = pos[r];
-            for (int j = 0; j < headSize / 2; j++) {
-                float angle = p * inv[j];
-                float cos = (float) Math.cos(angle);
-                float sin = (float) Math.sin(angle);
-                for (int h = 0; h < heads; h++) {
-                    int at = r * width + h * headSize + 2 * j;
-                    float a = xs[at];
-                    float b = xs[at + 1];
-                    xs[at] = a * cos - b * sin;
-                    xs[at + 1] = a * sin + b * cos;
+        rows(n, 16L * width, (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int p = pos[r];
+                for (int j = 0; j < headSize / 2; j++) {
+                    float angle = p * inv[j];
+                    float cos = (float) Math.cos(angle);
+                    float sin = (float) Math.sin(angle);
+                    for (int h = 0; h < heads; h++) {
+                        int at = r * width + h * headSize + 2 * j;
+                        float a = xs[at];
+                        float b = xs[at + 1];
+                        xs[at] = a * cos - b * sin;
+                        xs[at + 1] = a * sin + b * cos;
+                    }
                 }
             }
-        }
+        });
     }
 
     @Override
@@ -357,21 +332,21 @@ public final class CpuBackend implements Backend {
         float[] o = f(out).data;
         float[] g = f(gate).data;
         float[] u = f(up).data;
-        int len = n * f(gate).cols();
-        for (int j = 0; j < len; j++) {
-            float v = g[j];
-            o[j] = v / (1.0f + (float) Math.exp(-v)) * u[j];
-        }
+        int cols = f(gate).cols();
+        boolean vectors = vectors();
+        rows(n, 16L * cols, (r0, r1) -> Exp.swiglu(o, g, u, r0 * cols, r1 * cols, vectors));
     }
 
     @Override
     public void add(Tensor x, Tensor y, int n) {
         float[] a = f(x).data;
         float[] b = f(y).data;
-        int len = n * f(x).cols();
-        for (int j = 0; j < len; j++) {
-            a[j] += b[j];
-        }
+        int cols = f(x).cols();
+        rows(n, cols, (r0, r1) -> {
+            for (int j = r0 * cols; j < r1 * cols; j++) {
+                a[j] += b[j];
+            }
+        });
     }
 
     @Override
@@ -416,6 +391,7 @@ public final class CpuBackend implements Backend {
             work += (long) b.qLen()[s] * b.kvLen()[s] * nHeads * headSize;
         }
         float scale = (float) (1.0 / Math.sqrt(headSize));
+        boolean vectors = vectors();
         // element offset of each cached token of each sequence, computed once per call
         int[][] keyBase = new int[b.sequences()][];
         for (int s = 0; s < b.sequences(); s++) {
@@ -452,11 +428,11 @@ public final class CpuBackend implements Backend {
                 l[lseAt] = Float.NEGATIVE_INFINITY;
                 return;
             }
-            attendBlock(qs, qo, vis, m, ks, vs, keyBase[s], (h / group) * headSize, headSize, scale, o, l, lseAt, nHeads);
+            attendBlock(vectors, qs, qo, vis, m, ks, vs, keyBase[s], (h / group) * headSize, headSize, scale, o, l, lseAt, nHeads);
         });
     }
 
-    /** Query rows attended together: each key block is transposed once and reused by all of them. */
+    /** Query rows attended together: each block of keys is transposed once for all of them. */
     private static final int ROW_BLOCK = 16;
     /** Keys per block. */
     private static final int KEY_BLOCK = 64;
@@ -464,38 +440,35 @@ public final class CpuBackend implements Backend {
     /**
      * Softmax attention of {@code m} query rows (offsets {@code qo}) of one head; row i sees keys
      * {@code 0..vis[i]-1}, whose rows start at {@code base[t] + headOffset}. Writes each row's output at its
-     * query offset in {@code o} and its log-sum-exp at {@code l[lseAt + i * lseStride]}. Keys are processed in
-     * fixed blocks of {@link #KEY_BLOCK} counted from key 0 and every row's arithmetic depends only on its own
-     * query and keys, so a row gives the same bits whether it is attended alone (decode) or in a block (prefill).
+     * query offset in {@code o} and its log-sum-exp at {@code l[lseAt + i * lseStride]}. Each score is an fma
+     * chain over the head's dimensions, the softmax sum and each output element a chain over the keys in order,
+     * so a row gives the same bits alone (decode) or in a block (prefill), with or without {@code vectors}.
+     *
+     * <pre>
+     *   s[t] = (q . k_t) * scale        t < vis          (keys transposed a block at a time: a vector is 16 keys)
+     *   p[t] = e^(s[t] - max s)                          (Exp)
+     *   out  = (sum_t p[t] v_t) / sum_t p[t]             (a vector is 16 dimensions of v)
+     *   lse  = max s + ln sum_t p[t]
+     * </pre>
      */
-    private static void attendBlock(float[] q, int[] qo, int[] vis, int m, float[] k, float[] v, int[] base, int headOffset, int hs,
-            float scale, float[] o, float[] l, int lseAt, int lseStride) {
+    private static void attendBlock(boolean vectors, float[] q, int[] qo, int[] vis, int m, float[] k, float[] v, int[] base, int headOffset,
+            int hs, float scale, float[] o, float[] l, int lseAt, int lseStride) {
         int maxVis = 0;
         for (int i = 0; i < m; i++) {
             maxVis = Math.max(maxVis, vis[i]);
         }
         int scoresAt = 0;
-        int tAt = m * maxVis;                 // transposed K or V block [hs][KEY_BLOCK]
-        int accAt = tAt + hs * KEY_BLOCK;     // output accumulators [m][hs]
-        int statAt = accAt + m * hs;          // row max, then row sum [m] each
-        float[] w = scratch(statAt + 2 * m);
-        // scores = q . k * scale, a key block at a time
+        int tAt = m * maxVis;                 // transposed K block [hs][KEY_BLOCK]
+        float[] w = scratch(tAt + hs * KEY_BLOCK);
         for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
             int cnt = Math.min(KEY_BLOCK, maxVis - kb);
             transpose(k, base, kb, cnt, headOffset, hs, w, tAt);
             for (int i = 0; i < m; i++) {
                 int n = Math.min(cnt, vis[i] - kb);
                 int row = scoresAt + i * maxVis + kb;
-                int j = 0;
-                for (int bound = S.loopBound(n); j < bound; j += S.length()) {
-                    FloatVector acc = FloatVector.zero(S);
-                    for (int d = 0; d < hs; d++) {
-                        acc = FloatVector.fromArray(S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.broadcast(S, q[qo[i] + d]), acc);
-                    }
-                    acc.mul(scale).intoArray(w, row + j);
-                }
+                int j = vectors ? scoreVectors(w, tAt, q, qo[i], hs, scale, row, n) : 0;
                 for (; j < n; j++) {
-                    float acc = 0;
+                    float acc = 0f;
                     for (int d = 0; d < hs; d++) {
                         acc = Math.fma(w[tAt + d * KEY_BLOCK + j], q[qo[i] + d], acc);
                     }
@@ -503,7 +476,6 @@ public final class CpuBackend implements Backend {
                 }
             }
         }
-        // softmax numerators and denominators per row
         for (int i = 0; i < m; i++) {
             int row = scoresAt + i * maxVis;
             int n = vis[i];
@@ -511,45 +483,48 @@ public final class CpuBackend implements Backend {
             for (int t = 0; t < n; t++) {
                 max = Math.max(max, w[row + t]);
             }
-            int t = 0;
-            FloatVector vsum = FloatVector.zero(S);
-            for (int bound = S.loopBound(n); t < bound; t += S.length()) {
-                FloatVector e = FloatVector.fromArray(S, w, row + t).sub(max).lanewise(VectorOperators.EXP);
-                e.intoArray(w, row + t);
-                vsum = vsum.add(e);
+            Exp.expShifted(w, row, n, max, vectors);
+            float sum = 0f;
+            for (int t = 0; t < n; t++) {
+                sum += w[row + t];
             }
-            float sum = vsum.reduceLanes(VectorOperators.ADD);
-            for (; t < n; t++) {
-                float e = (float) Math.exp(w[row + t] - max);
-                w[row + t] = e;
-                sum += e;
-            }
-            w[statAt + i] = max;
-            w[statAt + m + i] = sum;
-        }
-        // output = P . V, a key block at a time
-        java.util.Arrays.fill(w, accAt, accAt + m * hs, 0f);
-        for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
-            int cnt = Math.min(KEY_BLOCK, maxVis - kb);
-            transpose(v, base, kb, cnt, headOffset, hs, w, tAt);
-            for (int i = 0; i < m; i++) {
-                int n = Math.min(cnt, vis[i] - kb);
-                if (n <= 0) {
-                    continue;
+            float inv = 1.0f / sum;
+            int d = vectors ? weighVectors(w, row, n, v, base, headOffset, hs, inv, o, qo[i]) : 0;
+            for (; d < hs; d++) {
+                float acc = 0f;
+                for (int t = 0; t < n; t++) {
+                    acc = Math.fma(w[row + t], v[base[t] + headOffset + d], acc);
                 }
-                int row = scoresAt + i * maxVis + kb;
-                for (int d = 0; d < hs; d++) {
-                    w[accAt + i * hs + d] += dot(w, row, w, tAt + d * KEY_BLOCK, n);
-                }
+                o[qo[i] + d] = acc * inv;
             }
+            l[lseAt + i * lseStride] = max + (float) Math.log(sum);
         }
-        for (int i = 0; i < m; i++) {
-            float inv = 1.0f / w[statAt + m + i];
+    }
+
+    /** The scores of keys [0, loopBound(n)) of a transposed block, 16 keys a vector; returns how many. */
+    private static int scoreVectors(float[] w, int tAt, float[] q, int qo, int hs, float scale, int row, int n) {
+        int j = 0;
+        for (int bound = Matmul.S.loopBound(n); j < bound; j += Matmul.L) {
+            FloatVector acc = FloatVector.zero(Matmul.S);
             for (int d = 0; d < hs; d++) {
-                o[qo[i] + d] = w[accAt + i * hs + d] * inv;
+                acc = FloatVector.fromArray(Matmul.S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.broadcast(Matmul.S, q[qo + d]), acc);
             }
-            l[lseAt + i * lseStride] = w[statAt + i] + (float) Math.log(w[statAt + m + i]);
+            acc.mul(scale).intoArray(w, row + j);
         }
+        return j;
+    }
+
+    /** Output dimensions [0, loopBound(hs)) of sum_t p[t] v_t * inv, 16 dimensions a vector; returns how many. */
+    private static int weighVectors(float[] w, int row, int n, float[] v, int[] base, int headOffset, int hs, float inv, float[] o, int at) {
+        int d = 0;
+        for (int bound = Matmul.S.loopBound(hs); d < bound; d += Matmul.L) {
+            FloatVector acc = FloatVector.zero(Matmul.S);
+            for (int t = 0; t < n; t++) {
+                acc = FloatVector.fromArray(Matmul.S, v, base[t] + headOffset + d).fma(FloatVector.broadcast(Matmul.S, w[row + t]), acc);
+            }
+            acc.mul(inv).intoArray(o, at + d);
+        }
+        return d;
     }
 
     /** dst[d * KEY_BLOCK + j] = src[base[kb + j] + headOffset + d] for j < cnt, d < hs. */
@@ -571,6 +546,7 @@ public final class CpuBackend implements Backend {
         float[] vs = f(kv.v()).data;
         int group = nHeads / nKvHeads;
         float scale = (float) (1.0 / Math.sqrt(headSize));
+        boolean vectors = vectors();
         long work = (long) n * kv.maxLen() * nHeads * headSize;
         int[][] bases = new int[nKvHeads][];
         for (int g = 0; g < nKvHeads; g++) {
@@ -596,7 +572,7 @@ public final class CpuBackend implements Backend {
                 }
                 return;
             }
-            attendBlock(qs, qo, vis, m, ks, vs, bases[g], 0, headSize, scale, o, l, r0 * nHeads + h, nHeads);
+            attendBlock(vectors, qs, qo, vis, m, ks, vs, bases[g], 0, headSize, scale, o, l, r0 * nHeads + h, nHeads);
         });
     }
 
@@ -647,12 +623,21 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void close() {
-        pool.shutdown();
+        synchronized (this) {
+            if (team != null) {
+                team.close();
+            }
+        }
     }
 
     // ---- helpers ----
 
-    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[][] {new float[1024]});
+    private static final ThreadLocal<float[][]> SCRATCH = new ThreadLocal<>() {
+        @Override
+        protected float[][] initialValue() {
+            return new float[][] {new float[1024]};
+        }
+    };
 
     private static float[] scratch(int n) {
         float[][] holder = SCRATCH.get();
@@ -662,7 +647,26 @@ public final class CpuBackend implements Backend {
         return holder[0];
     }
 
-    /** Runs body(0..units-1), split over the pool when the total work is large enough to pay for it. */
+    /** A range of rows [r0, r1). */
+    @FunctionalInterface
+    private interface RowRange {
+        void run(int r0, int r1);
+    }
+
+    /** body over rows [0, n) in blocks, shared out over the team when n * rowWork is large enough. */
+    private void rows(int n, long rowWork, RowRange body) {
+        int block = Math.max(1, (n + 4 * threads - 1) / (4 * threads));
+        forRange((n + block - 1) / block, n * rowWork, u -> body.run(u * block, Math.min(n, u * block + block)));
+    }
+
+    private synchronized Team team() {
+        if (team == null) {
+            team = new Team(threads, "sps2-cpu");
+        }
+        return team;
+    }
+
+    /** Runs body(0..units-1), shared out over the team when the total work is large enough to pay for it. */
     private void forRange(int units, long work, IntConsumer body) {
         if (threads == 1 || work < PARALLEL_THRESHOLD || units == 1) {
             for (int u = 0; u < units; u++) {
@@ -670,39 +674,15 @@ public final class CpuBackend implements Backend {
             }
             return;
         }
-        int chunks = Math.min(units, threads * 4);
-        pool.invoke(new Range(body, 0, units, Math.max(1, units / chunks)));
-    }
-
-    private static final class Range extends RecursiveAction {
-        private final IntConsumer body;
-        private final int from;
-        private final int to;
-        private final int grain;
-
-        Range(IntConsumer body, int from, int to, int grain) {
-            this.body = body;
-            this.from = from;
-            this.to = to;
-            this.grain = grain;
-        }
-
-        @Override
-        protected void compute() {
-            if (to - from <= grain) {
-                for (int u = from; u < to; u++) {
-                    body.accept(u);
-                }
-                return;
-            }
-            int mid = (from + to) >>> 1;
-            invokeAll(new Range(body, from, mid, grain), new Range(body, mid, to, grain));
-        }
+        team().run(units, body);
     }
 
     private static CpuTensor f(Tensor t) {
         if (t instanceof CpuTensor c) {
             return c;
+        }
+        if (t instanceof CpuWeight) {
+            throw new IllegalArgumentException("The CPU backend keeps weight matrices packed for matmul; " + t + " can only be multiplied with or looked up in");
         }
         throw new IllegalArgumentException("The CPU backend was given a tensor of another backend or an integer tensor: " + t);
     }

@@ -1,5 +1,6 @@
 package sps2.gpu.cpu;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
@@ -51,6 +52,46 @@ class CpuBackendTest {
                 }
                 double err = ReferenceLlama.relativeError(out, ref);
                 assertTrue(err < 1e-5, "matmul " + java.util.Arrays.toString(s) + " error " + err);
+            }
+        }
+    }
+
+    /**
+     * Every output element of the vector kernels is the fused multiply-add chain of {@link Scalar#dot}, bit for bit, whether its
+     * row is multiplied alone or in a batch, by one thread or two: the shapes reach every register tile (4 rows x
+     * 4 panels and the 1-row and 1-panel edges) and partial last panels.
+     */
+    @Test
+    void matmulRowsAreExactAloneAndBatchedOnAnyThreadCount() {
+        for (int threads : new int[] {1, 2}) {
+            // vectors from the first call; the scalar forms of a cold backend are the definition itself
+            try (CpuBackend b = new CpuBackend(threads, 0)) {
+                for (int[] s : new int[][] {{1, 288, 288}, {7, 37, 19}, {70, 288, 130}, {130, 172, 70}, {9, 5, 3}}) {
+                    int n = s[0], in = s[1], outs = s[2];
+                    float[] x = random(n * in);
+                    float[] w = random(outs * in);
+                    Tensor wt = b.upload(sps2.model.HostTensor.ofFloats("w", w, outs, in));
+                    Tensor xt = b.allocate(n, in);
+                    b.write(xt, 0, x, 0, n);
+                    Tensor ot = b.allocate(n, outs);
+                    b.matmul(ot, xt, wt, n);
+                    float[] batched = new float[n * outs];
+                    b.read(ot, 0, batched, 0, n);
+                    Tensor x1 = b.allocate(1, in);
+                    Tensor o1 = b.allocate(1, outs);
+                    float[] alone = new float[outs];
+                    for (int r = 0; r < n; r++) {
+                        b.write(x1, 0, x, r * in, 1);
+                        b.matmul(o1, x1, wt, 1);
+                        b.read(o1, 0, alone, 0, 1);
+                        for (int c = 0; c < outs; c++) {
+                            float want = Scalar.dot(x, r * in, w, c * in, in);
+                            String where = threads + " threads, shape " + java.util.Arrays.toString(s) + ", row " + r + ", col " + c;
+                            assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(batched[r * outs + c]), "batched, " + where);
+                            assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(alone[c]), "alone, " + where);
+                        }
+                    }
+                }
             }
         }
     }

@@ -29,27 +29,57 @@ public final class BenchCpuCommand implements Callable<Integer> {
     @Option(names = "--shape", description = "Random-weight shapes to measure (repeatable; default: stories260k and stories15m when no --model is given).")
     List<String> shapes = new ArrayList<>();
 
-    @Option(names = "--prompt-tokens", defaultValue = "200", description = "Prefill length (default: ${DEFAULT-VALUE}).")
-    int promptTokens;
+    @Option(names = "--prompt-tokens", description = "Prefill length (default: ${DEFAULT-VALUE}).")
+    int promptTokens = 200;
 
-    @Option(names = "--decode-tokens", defaultValue = "50", description = "Decode steps timed (default: ${DEFAULT-VALUE}).")
-    int decodeTokens;
+    @Option(names = "--decode-tokens", description = "Decode steps timed (default: ${DEFAULT-VALUE}).")
+    int decodeTokens = 50;
 
-    @Option(names = "--threads", defaultValue = "0", description = "Threads (0 = all cores).")
-    int threads;
+    @Option(names = "--threads", description = "Threads (0 = all cores).")
+    int threads = 0;
 
-    @Option(names = "--repeats", defaultValue = "3", description = "Timed repetitions; the best is reported (default: ${DEFAULT-VALUE}).")
-    int repeats;
+    @Option(names = "--repeats", description = "Timed repetitions after the warm-up; the median is reported (default: ${DEFAULT-VALUE}).")
+    int repeats = 3;
+
+    @Option(names = "--warmup-seconds", description = "Untimed rounds for at least this long first, so that C2 has"
+            + " compiled the kernels: on 2 busy cores that takes seconds (default: ${DEFAULT-VALUE}).")
+    double warmupSeconds = 3;
+
+    /** This command from a plain line without picocli, or null when picocli must parse it (QuickArgs). */
+    public static BenchCpuCommand quick(String[] args) {
+        BenchCpuCommand c = new BenchCpuCommand();
+        QuickArgs a = new QuickArgs(args);
+        try {
+            while (a.next()) {
+                switch (a.name()) {
+                    case "--model" -> c.models.add(Path.of(a.each()));
+                    case "--shape" -> c.shapes.add(a.each());
+                    case "--prompt-tokens" -> c.promptTokens = a.integer();
+                    case "--decode-tokens" -> c.decodeTokens = a.integer();
+                    case "--threads" -> c.threads = a.integer();
+                    case "--repeats" -> c.repeats = a.integer();
+                    case "--warmup-seconds" -> c.warmupSeconds = a.doubleValue();
+                    default -> throw new QuickArgs.Unclear();
+                }
+            }
+            return c;
+        } catch (QuickArgs.Unclear e) {
+            return null;
+        }
+    }
 
     @Override
     public Integer call() {
         if (models.isEmpty() && shapes.isEmpty()) {
             shapes = List.of("stories260k", "stories15m");
         }
+        if (repeats < 1 || decodeTokens < 1) {
+            throw new UserException("--repeats and --decode-tokens must be at least 1.");
+        }
         int cores = Runtime.getRuntime().availableProcessors();
         int t = threads > 0 ? threads : cores;
-        System.out.printf("CPU backend on %d cores, %d threads, %d-token prompt, %d decode steps (best of %d)%n", cores, t, promptTokens,
-                decodeTokens, repeats);
+        System.out.printf("CPU backend on %d cores, %d threads, %d-token prompt, %d decode steps (median of %d after %.0f s of warm-up)%n", cores, t,
+                promptTokens, decodeTokens, repeats, warmupSeconds);
         System.out.printf("%-28s %12s %14s %14s %16s%n", "model", "params (M)", "prefill tok/s", "decode tok/s", "heap B/decoded tok");
         for (Path p : models) {
             report(p.getFileName().toString(), ModelLoader.load(p), t);
@@ -78,32 +108,46 @@ public final class BenchCpuCommand implements Callable<Integer> {
         for (int i = 0; i < prompt; i++) {
             tokens[i] = rnd.nextInt(c.vocabSize());
         }
-        double bestPrefill = 0;
-        double bestDecode = 0;
+        double[] prefill = new double[repeats];
+        double[] decode = new double[repeats];
         double bytesPerToken = Double.NaN;
-        com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         try (CpuBackend b = new CpuBackend(threads); LlamaModel m = new LlamaModel(b, w, null)) {
-            for (int r = 0; r < repeats + 1; r++) { // the first round warms up the JIT
-                try (Sequence seq = new Sequence(m, prompt + decodeTokens + 1, 512)) {
-                    long t0 = System.nanoTime();
-                    seq.forward(tokens);
-                    long t1 = System.nanoTime();
-                    int[] one = new int[1];
-                    long a0 = mx.getCurrentThreadAllocatedBytes();
-                    for (int i = 0; i < decodeTokens; i++) {
-                        one[0] = tokens[i % prompt];
-                        seq.forward(one);
-                    }
-                    long a1 = mx.getCurrentThreadAllocatedBytes();
-                    long t2 = System.nanoTime();
-                    if (r > 0) {
-                        bestPrefill = Math.max(bestPrefill, prompt / ((t1 - t0) / 1e9));
-                        bestDecode = Math.max(bestDecode, decodeTokens / ((t2 - t1) / 1e9));
-                        bytesPerToken = (a1 - a0) / (double) decodeTokens;
-                    }
-                }
+            long warmupEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
+            do {
+                round(m, tokens);
+            } while (System.nanoTime() < warmupEnd);
+            for (int r = 0; r < repeats; r++) {
+                long[] t = round(m, tokens);
+                prefill[r] = prompt / (t[0] / 1e9);
+                decode[r] = decodeTokens / (t[1] / 1e9);
+                bytesPerToken = t[2] / (double) decodeTokens;
             }
         }
-        System.out.printf("%-28s %12.2f %14.0f %14.1f %16.0f%n", name, params / 1e6, bestPrefill, bestDecode, bytesPerToken);
+        System.out.printf("%-28s %12.2f %14.0f %14.1f %16.0f%n", name, params / 1e6, median(prefill), median(decode), bytesPerToken);
+    }
+
+    /** One prefill of the prompt and decodeTokens steps: {prefill ns, decode ns, heap bytes allocated while decoding}. */
+    private long[] round(LlamaModel m, int[] tokens) {
+        com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        try (Sequence seq = new Sequence(m, tokens.length + decodeTokens + 1, 512)) {
+            long t0 = System.nanoTime();
+            seq.forward(tokens);
+            long t1 = System.nanoTime();
+            int[] one = new int[1];
+            long a0 = mx.getCurrentThreadAllocatedBytes();
+            for (int i = 0; i < decodeTokens; i++) {
+                one[0] = tokens[i % tokens.length];
+                seq.forward(one);
+            }
+            long a1 = mx.getCurrentThreadAllocatedBytes();
+            long t2 = System.nanoTime();
+            return new long[] {t1 - t0, t2 - t1, a1 - a0};
+        }
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        java.util.Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 }

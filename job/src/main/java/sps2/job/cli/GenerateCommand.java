@@ -39,23 +39,23 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--prompt-file", description = "Read the prompt text from a file.")
     Path promptFile;
 
-    @Option(names = "--max-tokens", defaultValue = "256", description = "Tokens to generate at most (default: ${DEFAULT-VALUE}).")
-    int maxTokens;
+    @Option(names = "--max-tokens", description = "Tokens to generate at most (default: ${DEFAULT-VALUE}).")
+    int maxTokens = 256;
 
-    @Option(names = "--temperature", defaultValue = "1.0", description = "Sampling temperature; 0 = greedy (default: ${DEFAULT-VALUE}).")
-    float temperature;
+    @Option(names = "--temperature", description = "Sampling temperature; 0 = greedy (default: ${DEFAULT-VALUE}).")
+    float temperature = 1.0f;
 
-    @Option(names = "--top-p", defaultValue = "0.9", description = "Nucleus sampling mass (default: ${DEFAULT-VALUE}).")
-    float topP;
+    @Option(names = "--top-p", description = "Nucleus sampling mass (default: ${DEFAULT-VALUE}).")
+    float topP = 0.9f;
 
-    @Option(names = "--top-k", defaultValue = "0", description = "Top-k sampling; 0 disables it.")
-    int topK;
+    @Option(names = "--top-k", description = "Top-k sampling; 0 disables it.")
+    int topK = 0;
 
-    @Option(names = "--min-p", defaultValue = "0", description = "Min-p sampling; 0 disables it.")
-    float minP;
+    @Option(names = "--min-p", description = "Min-p sampling; 0 disables it.")
+    float minP = 0f;
 
-    @Option(names = "--seed", defaultValue = "42", description = "Sampling seed (default: ${DEFAULT-VALUE}).")
-    long seed;
+    @Option(names = "--seed", description = "Sampling seed (default: ${DEFAULT-VALUE}).")
+    long seed = 42;
 
     @Option(names = "--ignore-eos", description = "Keep generating past the end-of-sequence token.")
     boolean ignoreEos;
@@ -63,8 +63,37 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--ids", description = "Print the whole token id sequence (BOS and prompt included) on one line instead of text.")
     boolean ids;
 
-    @Option(names = "--chunk", defaultValue = "512", description = "Prefill chunk size in tokens.")
-    int chunk;
+    @Option(names = "--chunk", description = "Prefill chunk size in tokens.")
+    int chunk = 512;
+
+    /** This command from a plain line without picocli, or null when picocli must parse it (QuickArgs). */
+    public static GenerateCommand quick(String[] args) {
+        GenerateCommand c = new GenerateCommand();
+        c.modelOptions = new ModelOptions();
+        QuickArgs a = new QuickArgs(args);
+        try {
+            while (a.next()) {
+                switch (a.name()) {
+                    case "--prompt" -> c.prompt = a.string();
+                    case "--prompt-file" -> c.promptFile = a.path();
+                    case "--max-tokens" -> c.maxTokens = a.integer();
+                    case "--temperature" -> c.temperature = a.floatValue();
+                    case "--top-p" -> c.topP = a.floatValue();
+                    case "--top-k" -> c.topK = a.integer();
+                    case "--min-p" -> c.minP = a.floatValue();
+                    case "--seed" -> c.seed = a.longValue();
+                    case "--ignore-eos" -> c.ignoreEos = a.flag();
+                    case "--ids" -> c.ids = a.flag();
+                    case "--chunk" -> c.chunk = a.integer();
+                    default -> c.modelOptions.quick(a);
+                }
+            }
+            QuickArgs.required(c.modelOptions.model);
+            return c;
+        } catch (QuickArgs.Unclear e) {
+            return null;
+        }
+    }
 
     @Override
     public Integer call() throws IOException {
@@ -74,6 +103,7 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new UserException("--max-tokens must not be negative, got " + maxTokens + ".");
         }
         ModelWeights weights = modelOptions.loadWeights();
+        System.err.println("Loaded " + weights.source() + ": " + weights.summary() + ".");
         Tokenizer tokenizer = modelOptions.loadTokenizer(weights);
         ModelConfig config = weights.config();
         int[] promptTokens = tokenizer.encode(text, true);

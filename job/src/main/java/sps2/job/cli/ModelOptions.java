@@ -25,11 +25,22 @@ public final class ModelOptions {
     @Option(names = "--tokenizer", description = "Tokenizer file (llama2.c tokenizer.bin); default: the GGUF's vocabulary or a tokenizer next to the model.")
     public Path tokenizer;
 
-    @Option(names = "--backend", defaultValue = "cpu", converter = SettingConverters.Backend.class, description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
-    public sps2.operators.JobSettings.BackendKind backend;
+    @Option(names = "--backend", description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
+    public String backend = "cpu";
 
-    @Option(names = "--threads", defaultValue = "0", description = "CPU backend threads (0 = all cores).")
-    public int threads;
+    @Option(names = "--threads", description = "CPU backend threads (0 = all cores).")
+    public int threads = 0;
+
+    /** Reads the current option of a plain line into these fields (QuickArgs); Unclear if it is not one of them. */
+    void quick(QuickArgs a) throws QuickArgs.Unclear {
+        switch (a.name()) {
+            case "--model" -> model = a.path();
+            case "--tokenizer" -> tokenizer = a.path();
+            case "--backend" -> backend = a.string();
+            case "--threads" -> threads = a.integer();
+            default -> throw new QuickArgs.Unclear();
+        }
+    }
 
     public ModelWeights loadWeights() {
         if (!Files.exists(model)) {
@@ -46,7 +57,7 @@ public final class ModelOptions {
     }
 
     public Backend openBackend() {
-        return Backends.create(backend, 0, threads);
+        return Backends.create(sps2.operators.JobSettings.BackendKind.parse(backend), 0, threads);
     }
 
     /** Uploads the weights with a progress bar on stderr when the model is large enough to wait for. */

@@ -17,7 +17,6 @@ import java.util.TreeMap;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
-import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import sps2.model.DType;
@@ -38,7 +37,6 @@ import sps2.model.ModelWeights;
  * {@link ModelFormatException}; failed reads raise {@link UncheckedIOException}.
  */
 public final class SafetensorsCheckpoint {
-    private static final Logger LOG = LoggerFactory.getLogger(SafetensorsCheckpoint.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final long MAX_HEADER = 100L << 20;
 
@@ -97,7 +95,6 @@ public final class SafetensorsCheckpoint {
                 }
             }
             ModelWeights weights = toCanonical(config, hfTensors, path.toString());
-            LOG.info("Loaded {} tensors of a {}-layer model from {}.", weights.tensors().size(), config.nLayers(), path);
             return weights;
         } catch (IOException e) {
             throw new UncheckedIOException("Could not read the checkpoint " + path + ": " + e.getMessage(), e);
@@ -284,7 +281,8 @@ public final class SafetensorsCheckpoint {
             String canonical = HfLlamaLayout.canonicalName(e.getKey());
             if (canonical == null) {
                 if (!e.getKey().endsWith("rotary_emb.inv_freq")) {
-                    LOG.warn("Ignoring tensor {} of {}, which is not a Llama weight.", e.getKey(), source);
+                    // the logger only here, so that loading a plain checkpoint starts no logging backend
+                    LoggerFactory.getLogger(SafetensorsCheckpoint.class).warn("Ignoring tensor {} of {}, which is not a Llama weight.", e.getKey(), source);
                 }
                 continue;
             }

@@ -17,9 +17,6 @@ import java.util.stream.IntStream;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import sps2.model.DType;
 import sps2.model.ModelConfig;
 import sps2.model.safetensors.HfLlamaLayout;
@@ -34,7 +31,6 @@ import sps2.model.safetensors.SafetensorsCheckpoint;
  * the model.
  */
 public final class RandomCheckpointWriter {
-    private static final Logger LOG = LoggerFactory.getLogger(RandomCheckpointWriter.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final int CHUNK_VALUES = 1 << 20;
     private static final int BATCH = 32;
@@ -128,7 +124,6 @@ public final class RandomCheckpointWriter {
                 }
             }
             Files.move(partial, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            LOG.info("Wrote a random {} checkpoint ({} bytes of {} weights, seed {}) to {}.", shapeName, dataBytes, dtype, seed, target);
             return target;
         } catch (IOException e) {
             throw new UncheckedIOException("Could not write the random checkpoint to " + outDir + ": " + e.getMessage(), e);

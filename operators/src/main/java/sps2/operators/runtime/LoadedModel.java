@@ -51,7 +51,8 @@ public final class LoadedModel implements AutoCloseable {
                 LlamaModel model = new LlamaModel(backend, weights, null);
                 m = new LoadedModel(key, backend, model, tok);
                 LOADED.put(key, m);
-                LOG.info("Loaded the model {} on {} in {} ms.", settings.modelPath(), backend.name(), (System.nanoTime() - start) / 1_000_000);
+                LOG.info("Loaded the model {} ({}) on {} in {} ms.", settings.modelPath(), weights.summary(), backend.name(),
+                        (System.nanoTime() - start) / 1_000_000);
             }
             m.users++;
             return m;
