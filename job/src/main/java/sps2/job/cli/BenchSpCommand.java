@@ -73,7 +73,7 @@ public final class BenchSpCommand implements Callable<Integer> {
             }
         }
         System.out.printf(Locale.ROOT, "%nOne prompt at a time, %d greedy tokens each (best of %d sends after the first). Model %s, backend %s, csa %s.%n",
-                maxTokens, Math.max(1, repeat - 1), model.getFileName(), jobOptions.backend, jobOptions.csa);
+                maxTokens, Math.max(1, repeat - 1), model.getFileName(), jobOptions.backend, jobOptions.csa.name());
         System.out.printf(Locale.ROOT, "%6s %8s | %12s %12s %10s | %s%n", "SP", "prompt", "TTFT ms", "job TTFT ms", "vs SP " + degrees.get(0),
                 "tokens equal to SP " + degrees.get(0));
         for (Row r : rows) {
