@@ -400,15 +400,20 @@ public final class CpuBackend implements Backend {
     /**
      * Softmax attention of {@code m} query rows (offsets {@code qo}) of one head; row i sees keys
      * {@code 0..vis[i]-1}, whose rows start at {@code base[t] + headOffset}. Writes each row's output at its
-     * query offset in {@code o} and its log-sum-exp at {@code l[lseAt + i * lseStride]}. Each score is an fma
-     * chain over the head's dimensions, the softmax sum and each output element a chain over the keys in order,
-     * so a row gives the same bits alone (decode) or in a block (prefill), with or without {@code vectors}.
+     * query offset in {@code o} and its log-sum-exp at {@code l[lseAt + i * lseStride]}. Every sum has one fixed
+     * order that depends only on the row, so a row gives the same bits alone (decode) or in a block (prefill),
+     * with or without {@code vectors}:
      *
      * <pre>
-     *   s[t] = (q . k_t) * scale        t < vis          (keys transposed a block at a time: a vector is 16 keys)
-     *   p[t] = e^(s[t] - max s)                          (Exp)
-     *   out  = (sum_t p[t] v_t) / sum_t p[t]             (a vector is 16 dimensions of v)
-     *   lse  = max s + ln sum_t p[t]
+     *   s[t] = (q . k_t) * scale       t < vis, an fma chain over the dimensions (keys transposed a block at a time,
+     *                                  a vector is LANES keys)
+     *   p[t] = e^(s[t] - max s)        (Exp)
+     *   sum  = keySum(p)               LANES partial sums over the keys t = j mod LANES below the last full vector,
+     *                                  added in lane order, then the remaining keys in order
+     *   out  = (sum_t p[t] v_t) / sum  heads of LANES dimensions or more: one fma chain over the keys per dimension
+     *                                  (a vector is LANES dimensions); smaller heads: keySum's order per dimension
+     *                                  (V transposed like K, a vector is LANES keys)
+     *   lse  = max s + ln sum
      * </pre>
      */
     private static void attendBlock(boolean vectors, float[] q, int[] qo, int[] vis, int m, float[] k, float[] v, int[] base, int headOffset,
@@ -417,9 +422,12 @@ public final class CpuBackend implements Backend {
         for (int i = 0; i < m; i++) {
             maxVis = Math.max(maxVis, vis[i]);
         }
+        boolean smallHead = hs < LANES;
         int scoresAt = 0;
-        int tAt = m * maxVis;                 // transposed K block [hs][KEY_BLOCK]
-        float[] w = scratch(tAt + hs * KEY_BLOCK);
+        int tAt = m * maxVis;                       // transposed K or V block [hs][KEY_BLOCK]
+        int accAt = tAt + hs * KEY_BLOCK;           // small heads: lane sums [m][hs][LANES]; else one row's [hs]
+        int statAt = accAt + (smallHead ? m * hs * LANES : hs);  // 1 / sum [m]
+        float[] w = scratch(statAt + m);
         for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
             int cnt = Math.min(KEY_BLOCK, maxVis - kb);
             transpose(k, base, kb, cnt, headOffset, hs, w, tAt);
@@ -444,24 +452,125 @@ public final class CpuBackend implements Backend {
                 max = Math.max(max, w[row + t]);
             }
             Exp.expShifted(w, row, n, max, vectors);
-            float sum = 0f;
-            for (int t = 0; t < n; t++) {
-                sum += w[row + t];
-            }
-            float inv = 1.0f / sum;
-            int d = vectors ? weighVectors(w, row, n, v, base, headOffset, hs, inv, o, qo[i]) : 0;
-            for (; d < hs; d++) {
-                float acc = 0f;
-                for (int t = 0; t < n; t++) {
-                    acc = Math.fma(w[row + t], v[base[t] + headOffset + d], acc);
-                }
-                o[qo[i] + d] = acc * inv;
-            }
+            float sum = keySum(w, row, n, vectors, w, accAt);
+            w[statAt + i] = 1.0f / sum;
             l[lseAt + i * lseStride] = max + (float) Math.log(sum);
+            if (!smallHead) {
+                weigh(vectors, w, row, n, v, base, headOffset, hs, w[statAt + i], o, qo[i], accAt);
+            }
+        }
+        if (smallHead) {
+            weighSmallHead(vectors, w, scoresAt, maxVis, vis, m, v, base, headOffset, hs, tAt, accAt, statAt, o, qo);
         }
     }
 
-    /** The scores of keys [0, loopBound(n)) of a transposed block, 16 keys a vector; returns how many. */
+    /** Lanes of the CPU's preferred float vector, from its shape: no FloatVector class is initialised for it. */
+    static final int LANES = VectorShape.preferredShape().vectorBitSize() / Float.SIZE;
+
+    /**
+     * The sum of a[from .. from+n): LANES partial sums over the elements below the last full vector (lane j takes
+     * t = j mod LANES, in order of t), added in lane order, then the remaining elements in order. {@code lanes} at
+     * {@code at} is LANES floats of scratch.
+     */
+    static float keySum(float[] a, int from, int n, boolean vectors, float[] lanes, int at) {
+        int full = n - n % LANES;
+        if (vectors) {
+            FloatVector s = FloatVector.zero(Matmul.S);
+            for (int t = 0; t < full; t += Matmul.L) {
+                s = s.add(FloatVector.fromArray(Matmul.S, a, from + t));
+            }
+            s.intoArray(lanes, at);
+        } else {
+            java.util.Arrays.fill(lanes, at, at + LANES, 0f);
+            for (int t = 0; t < full; t++) {
+                lanes[at + t % LANES] += a[from + t];
+            }
+        }
+        float sum = 0f;
+        for (int j = 0; j < LANES; j++) {
+            sum += lanes[at + j];
+        }
+        for (int t = full; t < n; t++) {
+            sum += a[from + t];
+        }
+        return sum;
+    }
+
+    /** out[d] = inv * sum_t p[t] v_t[d] for a head of LANES dimensions or more: one fma chain over the keys per d. */
+    private static void weigh(boolean vectors, float[] w, int row, int n, float[] v, int[] base, int headOffset, int hs, float inv, float[] o,
+            int at, int accAt) {
+        int d0 = 0;
+        if (vectors) {
+            for (int bound = Matmul.S.loopBound(hs); d0 < bound; d0 += Matmul.L) {
+                FloatVector acc = FloatVector.zero(Matmul.S);
+                for (int t = 0; t < n; t++) {
+                    acc = FloatVector.fromArray(Matmul.S, v, base[t] + headOffset + d0).fma(FloatVector.broadcast(Matmul.S, w[row + t]), acc);
+                }
+                acc.mul(inv).intoArray(o, at + d0);
+            }
+        }
+        // the other dimensions key by key: independent chains, one per dimension
+        java.util.Arrays.fill(w, accAt, accAt + hs, 0f);
+        for (int t = 0; t < n; t++) {
+            float p = w[row + t];
+            int vt = base[t] + headOffset;
+            for (int d = d0; d < hs; d++) {
+                w[accAt + d] = Math.fma(p, v[vt + d], w[accAt + d]);
+            }
+        }
+        for (int d = d0; d < hs; d++) {
+            o[at + d] = w[accAt + d] * inv;
+        }
+    }
+
+    /**
+     * out[d] = inv * sum_t p[t] v_t[d] for heads smaller than a vector, in keySum's order per dimension (lane j
+     * takes keys t = j mod LANES by fma, lanes added in order, then the remaining keys): V is transposed a block of
+     * keys at a time like K, so a vector holds LANES keys of one dimension.
+     */
+    private static void weighSmallHead(boolean vectors, float[] w, int scoresAt, int maxVis, int[] vis, int m, float[] v, int[] base,
+            int headOffset, int hs, int tAt, int accAt, int statAt, float[] o, int[] qo) {
+        java.util.Arrays.fill(w, accAt, accAt + m * hs * LANES, 0f);
+        for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
+            int cnt = Math.min(KEY_BLOCK, maxVis - kb);
+            transpose(v, base, kb, cnt, headOffset, hs, w, tAt);
+            for (int i = 0; i < m; i++) {
+                int full = Math.min(cnt, vis[i] - vis[i] % LANES - kb); // keys of this block below the row's last full vector
+                int row = scoresAt + i * maxVis + kb;
+                for (int d = 0; d < hs; d++) {
+                    int lanes = accAt + (i * hs + d) * LANES;
+                    if (vectors) {
+                        FloatVector acc = FloatVector.fromArray(Matmul.S, w, lanes);
+                        for (int j = 0; j < full; j += Matmul.L) {
+                            acc = FloatVector.fromArray(Matmul.S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.fromArray(Matmul.S, w, row + j), acc);
+                        }
+                        acc.intoArray(w, lanes);
+                    } else {
+                        for (int j = 0; j < full; j++) {
+                            w[lanes + j % LANES] = Math.fma(w[tAt + d * KEY_BLOCK + j], w[row + j], w[lanes + j % LANES]);
+                        }
+                    }
+                }
+            }
+        }
+        for (int i = 0; i < m; i++) {
+            int row = scoresAt + i * maxVis;
+            int full = vis[i] - vis[i] % LANES;
+            for (int d = 0; d < hs; d++) {
+                int lanes = accAt + (i * hs + d) * LANES;
+                float sum = 0f;
+                for (int j = 0; j < LANES; j++) {
+                    sum += w[lanes + j];
+                }
+                for (int t = full; t < vis[i]; t++) {
+                    sum = Math.fma(w[row + t], v[base[t] + headOffset + d], sum);
+                }
+                o[qo[i] + d] = sum * w[statAt + i];
+            }
+        }
+    }
+
+    /** The scores of keys [0, loopBound(n)) of a transposed block, LANES keys a vector; returns how many. */
     private static int scoreVectors(float[] w, int tAt, float[] q, int qo, int hs, float scale, int row, int n) {
         int j = 0;
         for (int bound = Matmul.S.loopBound(n); j < bound; j += Matmul.L) {
@@ -472,19 +581,6 @@ public final class CpuBackend implements Backend {
             acc.mul(scale).intoArray(w, row + j);
         }
         return j;
-    }
-
-    /** Output dimensions [0, loopBound(hs)) of sum_t p[t] v_t * inv, 16 dimensions a vector; returns how many. */
-    private static int weighVectors(float[] w, int row, int n, float[] v, int[] base, int headOffset, int hs, float inv, float[] o, int at) {
-        int d = 0;
-        for (int bound = Matmul.S.loopBound(hs); d < bound; d += Matmul.L) {
-            FloatVector acc = FloatVector.zero(Matmul.S);
-            for (int t = 0; t < n; t++) {
-                acc = FloatVector.fromArray(Matmul.S, v, base[t] + headOffset + d).fma(FloatVector.broadcast(Matmul.S, w[row + t]), acc);
-            }
-            acc.mul(inv).intoArray(o, at + d);
-        }
-        return d;
     }
 
     /** dst[d * KEY_BLOCK + j] = src[base[kb + j] + headOffset + d] for j < cnt, d < hs. */
