@@ -299,7 +299,11 @@ public final class CpuBackend implements Backend {
         float[] u = f(up).data;
         int cols = f(gate).cols();
         boolean vectors = vectors();
-        rows(n, 16L * cols, (r0, r1) -> Exp.swiglu(o, g, u, r0 * cols, r1 * cols, vectors));
+        if (vectors) {
+            rows(n, 16L * cols, (r0, r1) -> Exp.swiglu(o, g, u, r0 * cols, r1 * cols));
+        } else {
+            Exp.swigluScalar(o, g, u, 0, n * cols);
+        }
     }
 
     @Override
@@ -451,16 +455,33 @@ public final class CpuBackend implements Backend {
             for (int t = 0; t < n; t++) {
                 max = Math.max(max, w[row + t]);
             }
-            Exp.expShifted(w, row, n, max, vectors);
-            float sum = keySum(w, row, n, vectors, w, accAt);
+            float sum;
+            if (vectors) {
+                Exp.expShifted(w, row, n, max);
+                sum = keySumVectors(w, row, n, w, accAt);
+            } else {
+                Exp.expShiftedScalar(w, row, n, max);
+                sum = keySumScalar(w, row, n, w, accAt);
+            }
             w[statAt + i] = 1.0f / sum;
             l[lseAt + i * lseStride] = max + (float) Math.log(sum);
             if (!smallHead) {
-                weigh(vectors, w, row, n, v, base, headOffset, hs, w[statAt + i], o, qo[i], accAt);
+                int d0 = vectors ? weighVectors(w, row, n, v, base, headOffset, hs, w[statAt + i], o, qo[i]) : 0;
+                weighScalar(w, row, n, v, base, headOffset, d0, hs, w[statAt + i], o, qo[i], accAt);
             }
         }
         if (smallHead) {
-            weighSmallHead(vectors, w, scoresAt, maxVis, vis, m, v, base, headOffset, hs, tAt, accAt, statAt, o, qo);
+            java.util.Arrays.fill(w, accAt, accAt + m * hs * LANES, 0f);
+            for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
+                int cnt = Math.min(KEY_BLOCK, maxVis - kb);
+                transpose(v, base, kb, cnt, headOffset, hs, w, tAt);
+                if (vectors) {
+                    weighSmallHeadVectors(w, scoresAt, maxVis, vis, m, hs, kb, cnt, tAt, accAt);
+                } else {
+                    weighSmallHeadScalar(w, scoresAt, maxVis, vis, m, hs, kb, cnt, tAt, accAt);
+                }
+            }
+            finishSmallHead(w, scoresAt, maxVis, vis, m, v, base, headOffset, hs, accAt, statAt, o, qo);
         }
     }
 
@@ -472,20 +493,27 @@ public final class CpuBackend implements Backend {
      * t = j mod LANES, in order of t), added in lane order, then the remaining elements in order. {@code lanes} at
      * {@code at} is LANES floats of scratch.
      */
-    static float keySum(float[] a, int from, int n, boolean vectors, float[] lanes, int at) {
+    static float keySumScalar(float[] a, int from, int n, float[] lanes, int at) {
         int full = n - n % LANES;
-        if (vectors) {
-            FloatVector s = FloatVector.zero(Matmul.S);
-            for (int t = 0; t < full; t += Matmul.L) {
-                s = s.add(FloatVector.fromArray(Matmul.S, a, from + t));
-            }
-            s.intoArray(lanes, at);
-        } else {
-            java.util.Arrays.fill(lanes, at, at + LANES, 0f);
-            for (int t = 0; t < full; t++) {
-                lanes[at + t % LANES] += a[from + t];
-            }
+        java.util.Arrays.fill(lanes, at, at + LANES, 0f);
+        for (int t = 0; t < full; t++) {
+            lanes[at + t % LANES] += a[from + t];
         }
+        return finishKeySum(a, from, full, n, lanes, at);
+    }
+
+    /** {@link #keySumScalar} in vectors. */
+    static float keySumVectors(float[] a, int from, int n, float[] lanes, int at) {
+        int full = n - n % LANES;
+        FloatVector s = FloatVector.zero(Matmul.S);
+        for (int t = 0; t < full; t += Matmul.L) {
+            s = s.add(FloatVector.fromArray(Matmul.S, a, from + t));
+        }
+        s.intoArray(lanes, at);
+        return finishKeySum(a, from, full, n, lanes, at);
+    }
+
+    private static float finishKeySum(float[] a, int from, int full, int n, float[] lanes, int at) {
         float sum = 0f;
         for (int j = 0; j < LANES; j++) {
             sum += lanes[at + j];
@@ -496,20 +524,25 @@ public final class CpuBackend implements Backend {
         return sum;
     }
 
-    /** out[d] = inv * sum_t p[t] v_t[d] for a head of LANES dimensions or more: one fma chain over the keys per d. */
-    private static void weigh(boolean vectors, float[] w, int row, int n, float[] v, int[] base, int headOffset, int hs, float inv, float[] o,
-            int at, int accAt) {
-        int d0 = 0;
-        if (vectors) {
-            for (int bound = Matmul.S.loopBound(hs); d0 < bound; d0 += Matmul.L) {
-                FloatVector acc = FloatVector.zero(Matmul.S);
-                for (int t = 0; t < n; t++) {
-                    acc = FloatVector.fromArray(Matmul.S, v, base[t] + headOffset + d0).fma(FloatVector.broadcast(Matmul.S, w[row + t]), acc);
-                }
-                acc.mul(inv).intoArray(o, at + d0);
+    /**
+     * out[d] = inv * sum_t p[t] v_t[d] for dimensions [0, loopBound(hs)) of a head of LANES dimensions or more: one
+     * fma chain over the keys per dimension, LANES dimensions a vector; returns how many dimensions it did.
+     */
+    private static int weighVectors(float[] w, int row, int n, float[] v, int[] base, int headOffset, int hs, float inv, float[] o, int at) {
+        int d = 0;
+        for (int bound = Matmul.S.loopBound(hs); d < bound; d += Matmul.L) {
+            FloatVector acc = FloatVector.zero(Matmul.S);
+            for (int t = 0; t < n; t++) {
+                acc = FloatVector.fromArray(Matmul.S, v, base[t] + headOffset + d).fma(FloatVector.broadcast(Matmul.S, w[row + t]), acc);
             }
+            acc.mul(inv).intoArray(o, at + d);
         }
-        // the other dimensions key by key: independent chains, one per dimension
+        return d;
+    }
+
+    /** The same for dimensions [d0, hs), key by key: independent chains, one per dimension. */
+    private static void weighScalar(float[] w, int row, int n, float[] v, int[] base, int headOffset, int d0, int hs, float inv, float[] o,
+            int at, int accAt) {
         java.util.Arrays.fill(w, accAt, accAt + hs, 0f);
         for (int t = 0; t < n; t++) {
             float p = w[row + t];
@@ -524,35 +557,41 @@ public final class CpuBackend implements Backend {
     }
 
     /**
-     * out[d] = inv * sum_t p[t] v_t[d] for heads smaller than a vector, in keySum's order per dimension (lane j
-     * takes keys t = j mod LANES by fma, lanes added in order, then the remaining keys): V is transposed a block of
-     * keys at a time like K, so a vector holds LANES keys of one dimension.
+     * Heads smaller than a vector, one block of keys (V transposed at tAt like K): each row's lane sums
+     * [m][hs][LANES] at accAt take its keys below its last full vector, lane j the keys t = j mod LANES, by fma.
      */
-    private static void weighSmallHead(boolean vectors, float[] w, int scoresAt, int maxVis, int[] vis, int m, float[] v, int[] base,
-            int headOffset, int hs, int tAt, int accAt, int statAt, float[] o, int[] qo) {
-        java.util.Arrays.fill(w, accAt, accAt + m * hs * LANES, 0f);
-        for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
-            int cnt = Math.min(KEY_BLOCK, maxVis - kb);
-            transpose(v, base, kb, cnt, headOffset, hs, w, tAt);
-            for (int i = 0; i < m; i++) {
-                int full = Math.min(cnt, vis[i] - vis[i] % LANES - kb); // keys of this block below the row's last full vector
-                int row = scoresAt + i * maxVis + kb;
-                for (int d = 0; d < hs; d++) {
-                    int lanes = accAt + (i * hs + d) * LANES;
-                    if (vectors) {
-                        FloatVector acc = FloatVector.fromArray(Matmul.S, w, lanes);
-                        for (int j = 0; j < full; j += Matmul.L) {
-                            acc = FloatVector.fromArray(Matmul.S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.fromArray(Matmul.S, w, row + j), acc);
-                        }
-                        acc.intoArray(w, lanes);
-                    } else {
-                        for (int j = 0; j < full; j++) {
-                            w[lanes + j % LANES] = Math.fma(w[tAt + d * KEY_BLOCK + j], w[row + j], w[lanes + j % LANES]);
-                        }
-                    }
+    private static void weighSmallHeadScalar(float[] w, int scoresAt, int maxVis, int[] vis, int m, int hs, int kb, int cnt, int tAt, int accAt) {
+        for (int i = 0; i < m; i++) {
+            int full = Math.min(cnt, vis[i] - vis[i] % LANES - kb);
+            int row = scoresAt + i * maxVis + kb;
+            for (int d = 0; d < hs; d++) {
+                int lanes = accAt + (i * hs + d) * LANES;
+                for (int j = 0; j < full; j++) {
+                    w[lanes + j % LANES] = Math.fma(w[tAt + d * KEY_BLOCK + j], w[row + j], w[lanes + j % LANES]);
                 }
             }
         }
+    }
+
+    /** {@link #weighSmallHeadScalar} in vectors, a vector of LANES keys of one dimension at a time. */
+    private static void weighSmallHeadVectors(float[] w, int scoresAt, int maxVis, int[] vis, int m, int hs, int kb, int cnt, int tAt, int accAt) {
+        for (int i = 0; i < m; i++) {
+            int full = Math.min(cnt, vis[i] - vis[i] % LANES - kb);
+            int row = scoresAt + i * maxVis + kb;
+            for (int d = 0; d < hs; d++) {
+                int lanes = accAt + (i * hs + d) * LANES;
+                FloatVector acc = FloatVector.fromArray(Matmul.S, w, lanes);
+                for (int j = 0; j < full; j += Matmul.L) {
+                    acc = FloatVector.fromArray(Matmul.S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.fromArray(Matmul.S, w, row + j), acc);
+                }
+                acc.intoArray(w, lanes);
+            }
+        }
+    }
+
+    /** out[d] = inv * (lane sums in lane order, then the keys past the last full vector by fma), for small heads. */
+    private static void finishSmallHead(float[] w, int scoresAt, int maxVis, int[] vis, int m, float[] v, int[] base, int headOffset, int hs,
+            int accAt, int statAt, float[] o, int[] qo) {
         for (int i = 0; i < m; i++) {
             int row = scoresAt + i * maxVis;
             int full = vis[i] - vis[i] % LANES;
