@@ -22,8 +22,8 @@ import sps2.model.HostTensor;
  * The reference backend: float32 on the Java heap, the Vector API, and a {@link Team} of threads that
  * share out each operation. Every output element of a product, every attention score, sum and output is one
  * chain of operations in a fixed order ({@link Scalar}, {@link Exp}) that depends only on its own row: a
- * prefill of N tokens and N single-token steps give bit-identical results, whatever the thread count, the
- * vector width or the JIT tier.
+ * prefill of N tokens and N single-token steps give bit-identical results, whatever the thread count or the JIT
+ * tier. (Attention's sums over keys are blocked by the machine's vector width, {@link #LANES}; products are not.)
  *
  * <p>Cold start: the Vector API costs about 0.1 s to initialise and runs a hundred times slower than scalar
  * code until C2 has compiled its caller, so the first {@link #COLD_WORK} multiply-adds of a backend run in the
