@@ -22,8 +22,8 @@ import sps2.model.HostTensor;
  * The reference backend: float32 on the Java heap, the Vector API, and a {@link Team} of threads that
  * share out each operation. Every output element of a product, every attention score, sum and output is one
  * chain of operations in a fixed order ({@link Scalar}, {@link Exp}) that depends only on its own row: a
- * prefill of N tokens and N single-token steps give bit-identical results, whatever the thread count, the
- * vector width or the JIT tier.
+ * prefill of N tokens and N single-token steps give bit-identical results, whatever the thread count or the JIT
+ * tier. (Attention's sums over keys are blocked by the machine's vector width, {@link #LANES}; products are not.)
  *
  * <p>Cold start: the Vector API costs about 0.1 s to initialise and runs a hundred times slower than scalar
  * code until C2 has compiled its caller, so the first {@link #COLD_WORK} multiply-adds of a backend run in the
@@ -334,7 +334,11 @@ public final class CpuBackend implements Backend {
         float[] u = f(up).data;
         int cols = f(gate).cols();
         boolean vectors = vectors();
-        rows(n, 16L * cols, (r0, r1) -> Exp.swiglu(o, g, u, r0 * cols, r1 * cols, vectors));
+        if (vectors) {
+            rows(n, 16L * cols, (r0, r1) -> Exp.swiglu(o, g, u, r0 * cols, r1 * cols));
+        } else {
+            Exp.swigluScalar(o, g, u, 0, n * cols);
+        }
     }
 
     @Override
@@ -440,15 +444,20 @@ public final class CpuBackend implements Backend {
     /**
      * Softmax attention of {@code m} query rows (offsets {@code qo}) of one head; row i sees keys
      * {@code 0..vis[i]-1}, whose rows start at {@code base[t] + headOffset}. Writes each row's output at its
-     * query offset in {@code o} and its log-sum-exp at {@code l[lseAt + i * lseStride]}. Each score is an fma
-     * chain over the head's dimensions, the softmax sum and each output element a chain over the keys in order,
-     * so a row gives the same bits alone (decode) or in a block (prefill), with or without {@code vectors}.
+     * query offset in {@code o} and its log-sum-exp at {@code l[lseAt + i * lseStride]}. Every sum has one fixed
+     * order that depends only on the row, so a row gives the same bits alone (decode) or in a block (prefill),
+     * with or without {@code vectors}:
      *
      * <pre>
-     *   s[t] = (q . k_t) * scale        t < vis          (keys transposed a block at a time: a vector is 16 keys)
-     *   p[t] = e^(s[t] - max s)                          (Exp)
-     *   out  = (sum_t p[t] v_t) / sum_t p[t]             (a vector is 16 dimensions of v)
-     *   lse  = max s + ln sum_t p[t]
+     *   s[t] = (q . k_t) * scale       t < vis, an fma chain over the dimensions (keys transposed a block at a time,
+     *                                  a vector is LANES keys)
+     *   p[t] = e^(s[t] - max s)        (Exp)
+     *   sum  = keySum(p)               LANES partial sums over the keys t = j mod LANES below the last full vector,
+     *                                  added in lane order, then the remaining keys in order
+     *   out  = (sum_t p[t] v_t) / sum  heads of LANES dimensions or more: one fma chain over the keys per dimension
+     *                                  (a vector is LANES dimensions); smaller heads: keySum's order per dimension
+     *                                  (V transposed like K, a vector is LANES keys)
+     *   lse  = max s + ln sum
      * </pre>
      */
     private static void attendBlock(boolean vectors, float[] q, int[] qo, int[] vis, int m, float[] k, float[] v, int[] base, int headOffset,
@@ -457,9 +466,12 @@ public final class CpuBackend implements Backend {
         for (int i = 0; i < m; i++) {
             maxVis = Math.max(maxVis, vis[i]);
         }
+        boolean smallHead = hs < LANES;
         int scoresAt = 0;
-        int tAt = m * maxVis;                 // transposed K block [hs][KEY_BLOCK]
-        float[] w = scratch(tAt + hs * KEY_BLOCK);
+        int tAt = m * maxVis;                       // transposed K or V block [hs][KEY_BLOCK]
+        int accAt = tAt + hs * KEY_BLOCK;           // small heads: lane sums [m][hs][LANES]; else one row's [hs]
+        int statAt = accAt + (smallHead ? m * hs * LANES : hs);  // 1 / sum [m]
+        float[] w = scratch(statAt + m);
         for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
             int cnt = Math.min(KEY_BLOCK, maxVis - kb);
             transpose(k, base, kb, cnt, headOffset, hs, w, tAt);
@@ -483,38 +495,79 @@ public final class CpuBackend implements Backend {
             for (int t = 0; t < n; t++) {
                 max = Math.max(max, w[row + t]);
             }
-            Exp.expShifted(w, row, n, max, vectors);
-            float sum = 0f;
-            for (int t = 0; t < n; t++) {
-                sum += w[row + t];
+            float sum;
+            if (vectors) {
+                Exp.expShifted(w, row, n, max);
+                sum = keySumVectors(w, row, n, w, accAt);
+            } else {
+                Exp.expShiftedScalar(w, row, n, max);
+                sum = keySumScalar(w, row, n, w, accAt);
             }
-            float inv = 1.0f / sum;
-            int d = vectors ? weighVectors(w, row, n, v, base, headOffset, hs, inv, o, qo[i]) : 0;
-            for (; d < hs; d++) {
-                float acc = 0f;
-                for (int t = 0; t < n; t++) {
-                    acc = Math.fma(w[row + t], v[base[t] + headOffset + d], acc);
-                }
-                o[qo[i] + d] = acc * inv;
-            }
+            w[statAt + i] = 1.0f / sum;
             l[lseAt + i * lseStride] = max + (float) Math.log(sum);
-        }
-    }
-
-    /** The scores of keys [0, loopBound(n)) of a transposed block, 16 keys a vector; returns how many. */
-    private static int scoreVectors(float[] w, int tAt, float[] q, int qo, int hs, float scale, int row, int n) {
-        int j = 0;
-        for (int bound = Matmul.S.loopBound(n); j < bound; j += Matmul.L) {
-            FloatVector acc = FloatVector.zero(Matmul.S);
-            for (int d = 0; d < hs; d++) {
-                acc = FloatVector.fromArray(Matmul.S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.broadcast(Matmul.S, q[qo + d]), acc);
+            if (!smallHead) {
+                int d0 = vectors ? weighVectors(w, row, n, v, base, headOffset, hs, w[statAt + i], o, qo[i]) : 0;
+                weighScalar(w, row, n, v, base, headOffset, d0, hs, w[statAt + i], o, qo[i], accAt);
             }
-            acc.mul(scale).intoArray(w, row + j);
         }
-        return j;
+        if (smallHead) {
+            java.util.Arrays.fill(w, accAt, accAt + m * hs * LANES, 0f);
+            for (int kb = 0; kb < maxVis; kb += KEY_BLOCK) {
+                int cnt = Math.min(KEY_BLOCK, maxVis - kb);
+                transpose(v, base, kb, cnt, headOffset, hs, w, tAt);
+                if (vectors) {
+                    weighSmallHeadVectors(w, scoresAt, maxVis, vis, m, hs, kb, cnt, tAt, accAt);
+                } else {
+                    weighSmallHeadScalar(w, scoresAt, maxVis, vis, m, hs, kb, cnt, tAt, accAt);
+                }
+            }
+            finishSmallHead(w, scoresAt, maxVis, vis, m, v, base, headOffset, hs, accAt, statAt, o, qo);
+        }
     }
 
-    /** Output dimensions [0, loopBound(hs)) of sum_t p[t] v_t * inv, 16 dimensions a vector; returns how many. */
+    /** Lanes of the CPU's preferred float vector, from its shape: no FloatVector class is initialised for it. */
+    static final int LANES = VectorShape.preferredShape().vectorBitSize() / Float.SIZE;
+
+    /**
+     * The sum of a[from .. from+n): LANES partial sums over the elements below the last full vector (lane j takes
+     * t = j mod LANES, in order of t), added in lane order, then the remaining elements in order. {@code lanes} at
+     * {@code at} is LANES floats of scratch.
+     */
+    static float keySumScalar(float[] a, int from, int n, float[] lanes, int at) {
+        int full = n - n % LANES;
+        java.util.Arrays.fill(lanes, at, at + LANES, 0f);
+        for (int t = 0; t < full; t++) {
+            lanes[at + t % LANES] += a[from + t];
+        }
+        return finishKeySum(a, from, full, n, lanes, at);
+    }
+
+    /** {@link #keySumScalar} in vectors. */
+    static float keySumVectors(float[] a, int from, int n, float[] lanes, int at) {
+        int full = n - n % LANES;
+        FloatVector s = FloatVector.zero(Matmul.S);
+        for (int t = 0; t < full; t += Matmul.L) {
+            s = s.add(FloatVector.fromArray(Matmul.S, a, from + t));
+        }
+        s.intoArray(lanes, at);
+        return finishKeySum(a, from, full, n, lanes, at);
+    }
+
+    private static float finishKeySum(float[] a, int from, int full, int n, float[] lanes, int at) {
+        float sum = 0f;
+        for (int j = 0; j < LANES; j++) {
+            sum += lanes[at + j];
+        }
+        for (int t = full; t < n; t++) {
+            sum += a[from + t];
+        }
+        return sum;
+    }
+
+    /**
+     * out[d] = inv * sum_t p[t] v_t[d] for dimensions [0, loopBound(hs)) of a head of LANES dimensions or more: one
+     * fma chain over the keys per dimension, LANES dimensions a vector; returns how many dimensions it did.
+     */
     private static int weighVectors(float[] w, int row, int n, float[] v, int[] base, int headOffset, int hs, float inv, float[] o, int at) {
         int d = 0;
         for (int bound = Matmul.S.loopBound(hs); d < bound; d += Matmul.L) {
@@ -525,6 +578,88 @@ public final class CpuBackend implements Backend {
             acc.mul(inv).intoArray(o, at + d);
         }
         return d;
+    }
+
+    /** The same for dimensions [d0, hs), key by key: independent chains, one per dimension. */
+    private static void weighScalar(float[] w, int row, int n, float[] v, int[] base, int headOffset, int d0, int hs, float inv, float[] o,
+            int at, int accAt) {
+        java.util.Arrays.fill(w, accAt, accAt + hs, 0f);
+        for (int t = 0; t < n; t++) {
+            float p = w[row + t];
+            int vt = base[t] + headOffset;
+            for (int d = d0; d < hs; d++) {
+                w[accAt + d] = Math.fma(p, v[vt + d], w[accAt + d]);
+            }
+        }
+        for (int d = d0; d < hs; d++) {
+            o[at + d] = w[accAt + d] * inv;
+        }
+    }
+
+    /**
+     * Heads smaller than a vector, one block of keys (V transposed at tAt like K): each row's lane sums
+     * [m][hs][LANES] at accAt take its keys below its last full vector, lane j the keys t = j mod LANES, by fma.
+     */
+    private static void weighSmallHeadScalar(float[] w, int scoresAt, int maxVis, int[] vis, int m, int hs, int kb, int cnt, int tAt, int accAt) {
+        for (int i = 0; i < m; i++) {
+            int full = Math.min(cnt, vis[i] - vis[i] % LANES - kb);
+            int row = scoresAt + i * maxVis + kb;
+            for (int d = 0; d < hs; d++) {
+                int lanes = accAt + (i * hs + d) * LANES;
+                for (int j = 0; j < full; j++) {
+                    w[lanes + j % LANES] = Math.fma(w[tAt + d * KEY_BLOCK + j], w[row + j], w[lanes + j % LANES]);
+                }
+            }
+        }
+    }
+
+    /** {@link #weighSmallHeadScalar} in vectors, a vector of LANES keys of one dimension at a time. */
+    private static void weighSmallHeadVectors(float[] w, int scoresAt, int maxVis, int[] vis, int m, int hs, int kb, int cnt, int tAt, int accAt) {
+        for (int i = 0; i < m; i++) {
+            int full = Math.min(cnt, vis[i] - vis[i] % LANES - kb);
+            int row = scoresAt + i * maxVis + kb;
+            for (int d = 0; d < hs; d++) {
+                int lanes = accAt + (i * hs + d) * LANES;
+                FloatVector acc = FloatVector.fromArray(Matmul.S, w, lanes);
+                for (int j = 0; j < full; j += Matmul.L) {
+                    acc = FloatVector.fromArray(Matmul.S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.fromArray(Matmul.S, w, row + j), acc);
+                }
+                acc.intoArray(w, lanes);
+            }
+        }
+    }
+
+    /** out[d] = inv * (lane sums in lane order, then the keys past the last full vector by fma), for small heads. */
+    private static void finishSmallHead(float[] w, int scoresAt, int maxVis, int[] vis, int m, float[] v, int[] base, int headOffset, int hs,
+            int accAt, int statAt, float[] o, int[] qo) {
+        for (int i = 0; i < m; i++) {
+            int row = scoresAt + i * maxVis;
+            int full = vis[i] - vis[i] % LANES;
+            for (int d = 0; d < hs; d++) {
+                int lanes = accAt + (i * hs + d) * LANES;
+                float sum = 0f;
+                for (int j = 0; j < LANES; j++) {
+                    sum += w[lanes + j];
+                }
+                for (int t = full; t < vis[i]; t++) {
+                    sum = Math.fma(w[row + t], v[base[t] + headOffset + d], sum);
+                }
+                o[qo[i] + d] = sum * w[statAt + i];
+            }
+        }
+    }
+
+    /** The scores of keys [0, loopBound(n)) of a transposed block, LANES keys a vector; returns how many. */
+    private static int scoreVectors(float[] w, int tAt, float[] q, int qo, int hs, float scale, int row, int n) {
+        int j = 0;
+        for (int bound = Matmul.S.loopBound(n); j < bound; j += Matmul.L) {
+            FloatVector acc = FloatVector.zero(Matmul.S);
+            for (int d = 0; d < hs; d++) {
+                acc = FloatVector.fromArray(Matmul.S, w, tAt + d * KEY_BLOCK + j).fma(FloatVector.broadcast(Matmul.S, q[qo + d]), acc);
+            }
+            acc.mul(scale).intoArray(w, row + j);
+        }
+        return j;
     }
 
     /** dst[d * KEY_BLOCK + j] = src[base[kb + j] + headOffset + d] for j < cnt, d < hs. */

@@ -50,10 +50,20 @@ final class Exp {
     // callee that it has already compiled into a large method, and a vector passed through a call that is not
     // inlined is a heap object (hundreds of bytes a token on the decode path).
 
-    /** a[from .. from+n) = e^(a - shift) in place, in vectors or not: the same bits. */
-    static void expShifted(float[] a, int from, int n, float shift, boolean vectors) {
+    // Each kernel comes twice, in vectors and in plain Java: the same bits, but separate methods, so that the JIT
+    // never compiles a vector loop from a profile in which it did not run (the cold start runs the plain ones).
+
+    /** a[from .. from+n) = e^(a - shift) in place. */
+    static void expShiftedScalar(float[] a, int from, int n, float shift) {
+        for (int i = 0; i < n; i++) {
+            a[from + i] = exp(a[from + i] - shift);
+        }
+    }
+
+    /** a[from .. from+n) = e^(a - shift) in place, in vectors. */
+    static void expShifted(float[] a, int from, int n, float shift) {
         int i = 0;
-        for (int bound = vectors ? Matmul.S.loopBound(n) : 0; i < bound; i += Matmul.L) {
+        for (int bound = Matmul.S.loopBound(n); i < bound; i += Matmul.L) {
             FloatVector x = FloatVector.fromArray(Matmul.S, a, from + i).sub(shift);
             FloatVector c = x.min(HI).max(LO);
             FloatVector t = c.fma(LOG2E, ROUND);
@@ -71,10 +81,18 @@ final class Exp {
         }
     }
 
-    /** o = silu(g) * u = g / (1 + e^-g) * u over [from, to), in vectors or not: the same bits. */
-    static void swiglu(float[] o, float[] g, float[] u, int from, int to, boolean vectors) {
+    /** o = silu(g) * u = g / (1 + e^-g) * u over [from, to). */
+    static void swigluScalar(float[] o, float[] g, float[] u, int from, int to) {
+        for (int j = from; j < to; j++) {
+            float v = g[j];
+            o[j] = v / (1f + exp(-v)) * u[j];
+        }
+    }
+
+    /** o = silu(g) * u = g / (1 + e^-g) * u over [from, to), in vectors. */
+    static void swiglu(float[] o, float[] g, float[] u, int from, int to) {
         int j = from;
-        for (int bound = vectors ? from + Matmul.S.loopBound(to - from) : from; j < bound; j += Matmul.L) {
+        for (int bound = from + Matmul.S.loopBound(to - from); j < bound; j += Matmul.L) {
             FloatVector v = FloatVector.fromArray(Matmul.S, g, j);
             FloatVector x = v.neg();
             FloatVector c = x.min(HI).max(LO);

@@ -96,6 +96,33 @@ class CpuBackendTest {
         }
     }
 
+    /** Attention in the scalar forms and in vectors gives the same bits, for head sizes with and without a vector tail. */
+    @Test
+    void attentionScalarAndVectorFormsAgreeBitForBit() {
+        for (int hs : new int[] {8, 24, 32}) {
+            int nHeads = 4, nKv = 2, n = 5, len = 37;
+            float[] q = random(n * nHeads * hs);
+            float[] k = random(nKv * len * hs);
+            float[] v = random(nKv * len * hs);
+            float[][] out = new float[2][];
+            long[] scalarWork = {Long.MAX_VALUE, 0};
+            for (int c = 0; c < 2; c++) {
+                try (CpuBackend b = new CpuBackend(1, scalarWork[c])) {
+                    Tensor qt = b.allocate(n, nHeads * hs);
+                    b.write(qt, 0, q, 0, n);
+                    Tensor o = b.allocate(n, nHeads * hs), l = b.allocate(n, nHeads);
+                    b.attention(o, l, qt, n, compact(b, k, v, nKv, hs, len, 0, len), nHeads, nKv, hs);
+                    out[c] = new float[n * nHeads * (hs + 1)];
+                    b.read(o, 0, out[c], 0, n);
+                    b.read(l, 0, out[c], n * nHeads * hs, n);
+                }
+            }
+            for (int e = 0; e < out[0].length; e++) {
+                assertEquals(Float.floatToRawIntBits(out[0][e]), Float.floatToRawIntBits(out[1][e]), "head size " + hs + ", element " + e);
+            }
+        }
+    }
+
     /** Attention over all keys equals attention over two disjoint halves merged by log-sum-exp. */
     @Test
     void partialAttentionsMergeExactly() {
