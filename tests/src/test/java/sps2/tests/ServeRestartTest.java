@@ -1,7 +1,5 @@
 package sps2.tests;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -14,14 +12,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 import java.util.stream.Stream;
@@ -34,7 +27,6 @@ import sps2.job.client.RequestProducer;
 import sps2.job.client.TokenStreamConsumer;
 import sps2.operators.io.KafkaTopics;
 import sps2.schemas.GenerateRequest;
-import sps2.schemas.TokenEvent;
 
 /**
  * {@code serve} as an operator runs it: a process of its own against a real broker, killed with SIGKILL in the
@@ -62,7 +54,7 @@ class ServeRestartTest extends JobTestBase {
         try (TokenStreamConsumer tokens = TokenStreamConsumer.open(bootstrap, topics.tokens(), Duration.ofSeconds(30));
              RequestProducer producer = new RequestProducer(bootstrap, topics.requests())) {
             // 1. Run one: killed mid-load, after a checkpoint that holds running requests.
-            Batch first = new Batch("a", tokens);
+            TrackedBatch first = batch("a", tokens);
             try (ServeProcess one = ServeProcess.start(dir.resolve("serve-1.log"), dir.resolve("tmp-1"), command)) {
                 first.send(producer);
                 killMidLoad(one, first, checkpoints);
@@ -71,10 +63,10 @@ class ServeRestartTest extends JobTestBase {
             int unfinishedAtFirstKill = first.unfinished();
 
             // 2. The same command: resumes from the newest checkpoint; then run two is killed mid-load too.
-            Batch second = new Batch("b", tokens);
+            TrackedBatch second = batch("b", tokens);
             try (ServeProcess two = ServeProcess.start(dir.resolve("serve-2.log"), dir.resolve("tmp-2"), command)) {
                 two.awaitOutput("Resuming from checkpoint", Duration.ofSeconds(60));
-                first.awaitAll(two);
+                awaitAll(first, two);
                 assertPrometheusServesJobMetrics(metricsPort, two);
                 second.send(producer);
                 killMidLoad(two, second, checkpoints);
@@ -86,7 +78,7 @@ class ServeRestartTest extends JobTestBase {
             deleteRecursively(checkpoints);
             try (ServeProcess three = ServeProcess.start(dir.resolve("serve-3.log"), dir.resolve("tmp-3"), command)) {
                 three.awaitOutput("No checkpoint to resume from", Duration.ofSeconds(60));
-                second.awaitAll(three);
+                awaitAll(second, three);
                 report("run 3", three);
             }
 
@@ -104,8 +96,8 @@ class ServeRestartTest extends JobTestBase {
     }
 
     /** Waits for tokens of several requests and a checkpoint taken after them, then sends SIGKILL. */
-    private static void killMidLoad(ServeProcess serve, Batch batch, Path checkpoints) throws Exception {
-        await(() -> batch.started() >= 3 && batch.arrived.get() >= 30, serve, "tokens of three requests");
+    private static void killMidLoad(ServeProcess serve, TrackedBatch batch, Path checkpoints) throws Exception {
+        await(() -> batch.started() >= 3 && batch.arrived() >= 30, serve, "tokens of three requests");
         long before = newestCheckpoint(checkpoints);
         await(() -> newestCheckpoint(checkpoints) > before, serve, "a checkpoint after the first tokens");
         int unfinished = batch.unfinished();
@@ -113,55 +105,19 @@ class ServeRestartTest extends JobTestBase {
         assertTrue(unfinished > 0, "the kill must come while requests run; all had finished (make them longer)");
     }
 
-    /** One batch of requests and what arrived for them. */
-    private static final class Batch {
-        final Map<String, GenerateRequest> requests = new LinkedHashMap<>();
-        final Map<String, CompletableFuture<TokenStreamConsumer.Result>> results = new LinkedHashMap<>();
-        final Map<String, Integer> tokensOf = new ConcurrentHashMap<>();
-        final AtomicInteger arrived = new AtomicInteger();
-
-        Batch(String prefix, TokenStreamConsumer tokens) {
-            String[] prompts = {"Once upon a time", "The little dog", "Lily and Tom went to the park", "One day", "The sun was"};
-            for (int i = 0; i < REQUESTS; i++) {
-                GenerateRequest r = GenerateRequest.newBuilder(JobEndToEndTest.request(prefix + i, prompts[i % prompts.length], 200,
-                        i % 3 == 0 ? 0f : 0.9f, 77 + i)).setIgnoreEos(true).build();
-                requests.put(r.getRequestId(), r);
-                results.put(r.getRequestId(), tokens.track(r.getRequestId(), new TokenStreamConsumer.Listener() {
-                    @Override
-                    public void onToken(TokenEvent event, long arrivalNanos) {
-                        tokensOf.merge(event.getRequestId(), 1, Integer::sum);
-                        arrived.incrementAndGet();
-                    }
-                }));
-            }
+    /** REQUESTS requests of 200 tokens, greedy and sampled. */
+    private static TrackedBatch batch(String prefix, TokenStreamConsumer tokens) {
+        String[] prompts = {"Once upon a time", "The little dog", "Lily and Tom went to the park", "One day", "The sun was"};
+        java.util.List<GenerateRequest> requests = new java.util.ArrayList<>();
+        for (int i = 0; i < REQUESTS; i++) {
+            requests.add(GenerateRequest.newBuilder(JobEndToEndTest.request(prefix + i, prompts[i % prompts.length], 200, i % 3 == 0 ? 0f : 0.9f,
+                    77 + i)).setIgnoreEos(true).build());
         }
+        return new TrackedBatch(requests, tokens);
+    }
 
-        void send(RequestProducer producer) throws Exception {
-            for (GenerateRequest r : requests.values()) {
-                producer.send(r).get(30, TimeUnit.SECONDS);
-            }
-        }
-
-        int started() {
-            return tokensOf.size();
-        }
-
-        int unfinished() {
-            return (int) results.values().stream().filter(f -> !f.isDone()).count();
-        }
-
-        void awaitAll(ServeProcess serve) throws Exception {
-            await(() -> unfinished() == 0, serve, "every request of the batch to finish");
-        }
-
-        void assertExact(Path model) throws Exception {
-            for (Map.Entry<String, GenerateRequest> e : requests.entrySet()) {
-                TokenStreamConsumer.Result result = results.get(e.getKey()).get();
-                assertEquals(0, result.mismatches(), e.getKey() + ": a replayed event differs from the first");
-                int[] got = result.tokens().stream().mapToInt(TokenEvent::getTokenId).toArray();
-                assertArrayEquals(JobEndToEndTest.reference(model, e.getValue()), got, e.getKey());
-            }
-        }
+    private static void awaitAll(TrackedBatch batch, ServeProcess serve) throws Exception {
+        await(() -> batch.unfinished() == 0, serve, "every request of the batch to finish");
     }
 
     private static void await(BooleanSupplier condition, ServeProcess serve, String what) throws Exception {

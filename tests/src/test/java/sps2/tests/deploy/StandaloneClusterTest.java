@@ -1,6 +1,5 @@
 package sps2.tests.deploy;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,12 +10,6 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.LinkedHashMap;
-import java.util.Map;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.AfterAll;
@@ -30,7 +23,7 @@ import sps2.job.client.TokenStreamConsumer;
 import sps2.job.embedded.EmbeddedKafka;
 import sps2.operators.io.KafkaTopics;
 import sps2.schemas.GenerateRequest;
-import sps2.schemas.TokenEvent;
+import sps2.tests.TrackedBatch;
 
 /**
  * The deployment as shipped, on real processes: a standalone JobManager and TaskManager with flink-conf/config.yaml
@@ -76,7 +69,7 @@ class StandaloneClusterTest {
             phase("job running", t0);
 
             // 1. SIGKILL of the TaskManager mid-load; a replacement TaskManager comes up.
-            Batch first = new Batch("a", tokens);
+            TrackedBatch first = batch("a", tokens, REQUESTS, 300);
             first.send(producer);
             midLoad(flink, job, first);
             long restartsBefore = Math.max(0, flink.jobMetric(job, "numRestarts"));
@@ -84,7 +77,7 @@ class StandaloneClusterTest {
             flink.killTaskManager();
             flink.startTaskManager();
             phase("replacement TaskManager registered", t0);
-            first.awaitAll(flink);
+            awaitAll(first, flink);
             phase("batch a finished", t0);
             // The REST API's metrics are fetched from the JobManager every few seconds: wait for the update.
             flink.awaitRest(() -> flink.jobMetric(job, "numRestarts") > restartsBefore, "the restart to show in numRestarts");
@@ -93,7 +86,7 @@ class StandaloneClusterTest {
 
             // 2. flink cancel mid-load keeps the checkpoint; the same flink run resumes from it.
             // The client takes seconds to start, so the batch is long enough to be running still when the cancel lands.
-            Batch second = new Batch("b", tokens, 2 * REQUESTS, 480);
+            TrackedBatch second = batch("b", tokens, 2 * REQUESTS, 480);
             second.send(producer);
             midLoad(flink, job, second);
             phase("batch b mid-load", t0);
@@ -111,7 +104,7 @@ class StandaloneClusterTest {
             assertTrue(resumed.output().contains("Resuming from checkpoint"), resumed.output());
             String job2 = resumed.jobId().orElseThrow();
             phase("resubmitted", t0);
-            second.awaitAll(flink);
+            awaitAll(second, flink);
             phase("batch b finished", t0);
 
             first.assertExact(model);
@@ -127,8 +120,8 @@ class StandaloneClusterTest {
     }
 
     /** Waits for tokens of several requests and a checkpoint completed after them. */
-    private static void midLoad(StandaloneFlink flink, String job, Batch batch) throws Exception {
-        flink.awaitRest(() -> batch.tokensOf.size() >= 2 && batch.arrived.get() >= 20, "tokens of two requests");
+    private static void midLoad(StandaloneFlink flink, String job, TrackedBatch batch) throws Exception {
+        flink.awaitRest(() -> batch.started() >= 2 && batch.arrived() >= 20, "tokens of two requests");
         Path checkpoints = flink.checkpointDirectory();
         long before = newestCheckpoint(checkpoints);
         flink.awaitRest(() -> newestCheckpoint(checkpoints) > before, "a checkpoint after the first tokens");
@@ -163,53 +156,18 @@ class StandaloneClusterTest {
                 "the TaskManager serves the job's metrics for Prometheus");
     }
 
-    private static final class Batch {
-        final Map<String, GenerateRequest> requests = new LinkedHashMap<>();
-        final Map<String, CompletableFuture<TokenStreamConsumer.Result>> results = new LinkedHashMap<>();
-        final Map<String, Integer> tokensOf = new ConcurrentHashMap<>();
-        final AtomicInteger arrived = new AtomicInteger();
-
-        Batch(String prefix, TokenStreamConsumer tokens) {
-            this(prefix, tokens, REQUESTS, 300);
+    /** {@code count} requests of {@code maxTokens} tokens, greedy and sampled. */
+    private static TrackedBatch batch(String prefix, TokenStreamConsumer tokens, int count, int maxTokens) {
+        String[] prompts = {"Once upon a time", "The little dog", "Lily and Tom went to the park", "One day"};
+        java.util.List<GenerateRequest> requests = new java.util.ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            requests.add(GenerateRequest.newBuilder().setRequestId(prefix + i).setPrompt(prompts[i % prompts.length]).setMaxTokens(maxTokens)
+                    .setIgnoreEos(true).setTemperature(i % 2 == 0 ? 0f : 0.9f).setTopP(0.9f).setSeed(7 + i).build());
         }
+        return new TrackedBatch(requests, tokens);
+    }
 
-        Batch(String prefix, TokenStreamConsumer tokens, int count, int maxTokens) {
-            String[] prompts = {"Once upon a time", "The little dog", "Lily and Tom went to the park", "One day"};
-            for (int i = 0; i < count; i++) {
-                GenerateRequest r = GenerateRequest.newBuilder().setRequestId(prefix + i).setPrompt(prompts[i % prompts.length]).setMaxTokens(maxTokens)
-                        .setIgnoreEos(true).setTemperature(i % 2 == 0 ? 0f : 0.9f).setTopP(0.9f).setSeed(7 + i).build();
-                requests.put(r.getRequestId(), r);
-                results.put(r.getRequestId(), tokens.track(r.getRequestId(), new TokenStreamConsumer.Listener() {
-                    @Override
-                    public void onToken(TokenEvent event, long arrivalNanos) {
-                        tokensOf.merge(event.getRequestId(), 1, Integer::sum);
-                        arrived.incrementAndGet();
-                    }
-                }));
-            }
-        }
-
-        void send(RequestProducer producer) throws Exception {
-            for (GenerateRequest r : requests.values()) {
-                producer.send(r).get(30, TimeUnit.SECONDS);
-            }
-        }
-
-        int unfinished() {
-            return (int) results.values().stream().filter(f -> !f.isDone()).count();
-        }
-
-        void awaitAll(StandaloneFlink flink) throws Exception {
-            flink.awaitRest(() -> unfinished() == 0, "every request of the batch to finish");
-        }
-
-        void assertExact(Path model) throws Exception {
-            for (Map.Entry<String, GenerateRequest> e : requests.entrySet()) {
-                TokenStreamConsumer.Result result = results.get(e.getKey()).get();
-                assertEquals(0, result.mismatches(), e.getKey());
-                int[] got = result.tokens().stream().mapToInt(TokenEvent::getTokenId).toArray();
-                assertArrayEquals(sps2.tests.JobHarnessAccess.reference(model, e.getValue()), got, e.getKey());
-            }
-        }
+    private static void awaitAll(TrackedBatch batch, StandaloneFlink flink) throws Exception {
+        flink.awaitRest(() -> batch.unfinished() == 0, "every request of the batch to finish");
     }
 }
