@@ -15,6 +15,8 @@
 #       (every prefill variant against float64), the prefill attention variants (CudaBench prefill: each
 #       checked against w8 on the bench inputs, then timed in two rounds) beside torch SDPA, and the tables.
 #       Either part alone: `device sp` or `device attn`.
+#   bash .device-carry/run-on-device.sh device probe
+#       on the device: CudaInvarianceProbe, which GEMM and attention kernels give a row the same bits in any batch.
 #   bash .device-carry/run-on-device.sh device model [stories,write,correct,prefill,decode,trained]
 #       on the device: the whole model (ModelBench): stories260K greedy tokens CUDA vs CPU, a random
 #       Llama-3.2-1B-shaped checkpoint written in /tmp, its logits and greedy tokens against transformers
@@ -75,6 +77,12 @@ java=/tmp/sps2/jre/bin/java
 cp_=$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv || true
 $java -version 2>&1 | head -1
+if [[ $scope == probe ]]; then
+  # which kernels give a row the same bits whatever the other rows (CudaInvarianceProbe: a measurement, not a test)
+  $java -Xmx16g --add-modules jdk.incubator.vector -cp "$cp_" sps2.gpu.cuda.CudaInvarianceProbe 2>&1 | grep -v "WARNING: Using incubator" \
+    | tee "$out/probe.log"
+  exit 0
+fi
 if [[ $scope == model ]]; then
   set +e
   work=/tmp/sps2-e2e

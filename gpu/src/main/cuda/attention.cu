@@ -235,6 +235,61 @@ extern "C" __global__ void attn_merge_splits(void* out, int odt, float* lse, con
 }
 
 // ---------------------------------------------------------------------------------------------
+// Fixed key segments (deterministic kernels): keys are cut at absolute multiples of SEG, each segment's
+// attention is normalized on its own (o_z, lse_z), and the segments are folded left to right with this one
+// merge. The prefill kernel folds in registers as it crosses a boundary; decode computes every segment in its
+// own block and attn_fold_segments folds them: the same partials and the same fold, so a row gets the same
+// bits from one-shot prefill, a chunk, or decode. Folding into the empty state (lse -inf) copies the partial.
+// ---------------------------------------------------------------------------------------------
+__device__ __forceinline__ void fold_weights(float a, float b, float& wa, float& wb, float& l) {
+    float m = fmaxf(a, b);
+    if (m == -INFINITY) {
+        wa = 0.f;
+        wb = 0.f;
+        l = -INFINITY;
+    } else {
+        float ea = __expf(a - m), eb = __expf(b - m);
+        float s = ea + eb;
+        wa = ea / s;
+        wb = eb / s;
+        l = m + __logf(s);
+    }
+}
+
+__device__ __forceinline__ float fold_value(float acc, float wa, float p, float wb) {
+    return (wa == 0.f ? 0.f : acc * wa) + (wb == 0.f ? 0.f : p * wb);
+}
+
+// One warp per (short work item, head): out/lse of row wRow[w] = the fold of its segments 0..segs-1
+// (po[z][row][h][d], plse[z][row][h], rows = every row of the batch).
+extern "C" __global__ void attn_fold_segments(void* out, int odt, float* lse, const float* po, const float* plse,
+                                              const int* wRow, int nWork, int rows, int nHeads, int D, int segs) {
+    int wid = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (wid >= nWork * nHeads) return;
+    int row = wRow[wid / nHeads], h = wid % nHeads;
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};  // D <= 128: lane holds d = lane + 32 i
+    float fl = -INFINITY;
+    for (int z = 0; z < segs; z++) {
+        long at = ((long)z * rows + row) * nHeads + h;
+        float wa, wb, nl;
+        fold_weights(fl, plse[at], wa, wb, nl);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int d = lane + 32 * i;
+            if (d < D) acc[i] = fold_value(acc[i], wa, po[at * D + d], wb);
+        }
+        fl = nl;
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        int d = lane + 32 * i;
+        if (d < D) stf(out, odt, ((long)row * nHeads + h) * D + d, acc[i]);
+    }
+    if (lane == 0) lse[(long)row * nHeads + h] = fl;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Prefill kernel (flash-attention style, tensor cores): one block of NW warps per (head, tile of
 // BQ = 16*NW query rows of one sequence); each warp owns 16 query rows. K/V tiles of 64 keys are
 // double-buffered through cp.async; S = Q K^T and O += P V run on mma.sync m16n8k16 with the
@@ -248,13 +303,19 @@ __device__ __forceinline__ int aswz(int row, int chunk) { return row * D + ((chu
 // the stale max stays, so p <= 2^8, still exact after the final division). EX = how p is made: 0 ex2.f32 per
 // score, 1 every second score by poly_exp2 on the FMA pipe, 2 ex2.bf16x2 per pair of scores (p comes out
 // packed for the P.V product; the row sums l come from one more MMA of P against a ones matrix).
-// SK = a warp skips (causal) key tiles that lie wholly after its last row.
-template <int D, int NW, int BKV, int MT, int KST, int RS = 0, int EX = 0, bool SK = false>
+// SK = a warp skips (causal) key tiles that lie wholly after its last row. RS = 3: RS 2's threshold decided
+// per row instead of per warp, so that a row's bits never depend on the rows beside it.
+// SEG > 0: fixed key segments of SEG keys (see fold_weights). With gridDim.z > 1 block z covers segment z only
+// and writes its normalized partial to po/plse (indexed by the batch row; rows = all rows of the batch) for
+// attn_fold_segments; otherwise the block folds its segments in registers.
+template <int D, int NW, int BKV, int MT, int KST, int RS = 0, int EX = 0, bool SK = false, int SEG = 0>
 __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, const bf16* q, const int* tSeq,
                                              const int* tQ0, const int* qStart, const int* qLen, const int* kvLen,
                                              const bf16* kp, const bf16* vp, const int* tables, const int* tableOff,
                                              int bs, int rowStride, int maxLen, const int* lens, int nHeads,
-                                             int nKvHeads, float scaleLog2) {
+                                             int nKvHeads, float scaleLog2, float* po = nullptr,
+                                             float* plse = nullptr, int rows = 0) {
+    static_assert(SEG % BKV == 0, "segments are whole key tiles");
     // Each warp owns MT x 16 query rows; every K/V fragment read from shared memory feeds MT row tiles.
     constexpr int WR = 16 * MT, BQ = WR * NW, CH = D / 8, THREADS = NW * 32, NT8 = BKV / 8;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -297,10 +358,13 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
     };
     // A warp whose rows all lie past the sequence's end still takes part in loads and barriers.
     // KST-stage pipeline: commit group i holds K/V tile i (group 0 also the Q tile).
-    const int nT = (nKeys + BKV - 1) / BKV;
+    const int nTall = (nKeys + BKV - 1) / BKV;
+    const bool partial = SEG > 0 && gridDim.z > 1;
+    const int jBegin = partial ? min(nTall, (int)blockIdx.z * (SEG / BKV)) : 0;
+    const int nT = partial ? min(nTall, jBegin + SEG / BKV) : nTall;  // tiles jBegin .. nT-1
 #pragma unroll
     for (int st = 0; st < KST - 1; st++) {
-        if (st < nT) load_kv(st, st);
+        if (jBegin + st < nT) load_kv(st, jBegin + st);
         cp_async_commit();
     }
 
@@ -321,13 +385,65 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
         lrow[mt][0] = lrow[mt][1] = 0.f;
     }
     const int wrow = warp * WR;  // first row of this warp within the tile
+    // SEG > 0: the fold of the finished segments (fo, flse) and the running segment's row sums, normalized
+    // (the row sum l of a row over its quad, or the tensor-core sum when EX == 2).
+    float fo[SEG > 0 ? MT : 1][SEG > 0 ? D / 8 : 1][4];
+    float flse[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        flse[mt][0] = flse[mt][1] = -INFINITY;
+        if constexpr (SEG > 0) {
+#pragma unroll
+            for (int i = 0; i < D / 8; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) fo[mt][i][e] = 0.f;
+        }
+    }
+    auto row_sum = [&](int mt, int hh) {
+        float l = lrow[mt][hh];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        if constexpr (EX == 2) l = lacc[mt][2 * hh];
+        return l;
+    };
+    // Closes the running segment: fold its normalized output into (fo, flse), start the next one empty.
+    auto fold_segment = [&]() {
+        if constexpr (SEG > 0) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++) {
+                    float l = row_sum(mt, hh);
+                    float inv = l > 0.f ? 1.f / l : 0.f;
+                    float pl = l > 0.f ? (mrow[mt][hh] + log2f(l)) * LN2 : -INFINITY;
+                    float wa, wb, nl;
+                    fold_weights(flse[mt][hh], pl, wa, wb, nl);
+#pragma unroll
+                    for (int dn = 0; dn < D / 8; dn++) {
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            float& f = fo[mt][dn][2 * hh + e];
+                            f = fold_value(f, wa, o[mt][dn][2 * hh + e] * inv, wb);
+                            o[mt][dn][2 * hh + e] = 0.f;
+                        }
+                    }
+                    flse[mt][hh] = nl;
+                    mrow[mt][hh] = -INFINITY;
+                    lrow[mt][hh] = 0.f;
+                    lacc[mt][2 * hh] = lacc[mt][2 * hh + 1] = 0.f;
+                }
+            }
+        }
+    };
 
-    for (int j = 0; j < nT; j++) {
+    for (int j = jBegin; j < nT; j++) {
+        const int jj = j - jBegin;
         cp_async_wait<KST - 2>();  // tile j has landed
         __syncthreads();           // ... for every thread, and every thread is done with tile j - 1
-        if (j + KST - 1 < nT) load_kv((j + KST - 1) % KST, j + KST - 1);
+        if (j + KST - 1 < nT) load_kv((jj + KST - 1) % KST, j + KST - 1);
         cp_async_commit();
-        if (j == 0) {
+        if (SEG > 0 && !partial && j > 0 && (j * BKV) % SEG == 0) fold_segment();
+        if (jj == 0) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -337,8 +453,8 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
                                 qf[mt][kk][2], qf[mt][kk][3]);
                 }
         }
-        const bf16* cK = sK + (j % KST) * BKV * D;
-        const bf16* cV = sV + (j % KST) * BKV * D;
+        const bf16* cK = sK + (jj % KST) * BKV * D;
+        const bf16* cV = sV + (jj % KST) * BKV * D;
         const int kBase = j * BKV;
         // Every key of this tile is after the warp's last row: nothing to do but the loads and barriers.
         if (SK && causal && kBase > offset + q0 + wrow + WR - 1) continue;
@@ -391,11 +507,15 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
             }
         }
         bool moved = RS == 0;
+        bool grows[MT][2];  // RS == 3: this row's own decision
         if (RS != 0) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-                for (int hh = 0; hh < 2; hh++) moved |= mxs[mt][hh] > mrow[mt][hh] + (RS == 2 ? 8.f : 0.f);
+                for (int hh = 0; hh < 2; hh++) {
+                    grows[mt][hh] = mxs[mt][hh] > mrow[mt][hh] + (RS >= 2 ? 8.f : 0.f);
+                    moved |= grows[mt][hh];
+                }
             moved = __any_sync(0xffffffffu, moved);  // warp-uniform branch
         }
         if (moved) {
@@ -403,6 +523,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
             for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
                 for (int hh = 0; hh < 2; hh++) {
+                    if (RS == 3 && !grows[mt][hh]) continue;
                     float mn = fmaxf(mrow[mt][hh], mxs[mt][hh]);
                     float c = rescale(mrow[mt][hh], mn);
                     mrow[mt][hh] = mn;
@@ -475,23 +596,36 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
         }
     }
     cp_async_wait<0>();
+    if (SEG > 0 && !partial) fold_segment();
 
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
         for (int hh = 0; hh < 2; hh++) {
-            float l = lrow[mt][hh];
-            l += __shfl_xor_sync(0xffffffffu, l, 1);
-            l += __shfl_xor_sync(0xffffffffu, l, 2);
-            if constexpr (EX == 2) l = lacc[mt][2 * hh];
+            float l = row_sum(mt, hh);
             int r = wrow + mt * 16 + (lane >> 2) + hh * 8;
             if (r >= rowsValid) continue;
             long row = qRow0 + r;
             float inv = l > 0.f ? 1.f / l : 0.f;
+            if (partial) {  // segment blockIdx.z of this row, normalized, for attn_fold_segments
+                long at = ((long)blockIdx.z * rows + row) * nHeads + h;
+#pragma unroll
+                for (int dn = 0; dn < D / 8; dn++) {
+                    int d = dn * 8 + (lane & 3) * 2;
+                    po[at * D + d] = o[mt][dn][2 * hh] * inv;
+                    po[at * D + d + 1] = o[mt][dn][2 * hh + 1] * inv;
+                }
+                if ((lane & 3) == 0) plse[at] = l > 0.f ? (mrow[mt][hh] + log2f(l)) * LN2 : -INFINITY;
+                continue;
+            }
 #pragma unroll
             for (int dn = 0; dn < D / 8; dn++) {
                 int col = h * D + dn * 8 + (lane & 3) * 2;
                 float v0 = o[mt][dn][2 * hh] * inv, v1 = o[mt][dn][2 * hh + 1] * inv;
+                if constexpr (SEG > 0) {
+                    v0 = fo[mt][dn][2 * hh];
+                    v1 = fo[mt][dn][2 * hh + 1];
+                }
                 long at = row * qStride + col;
                 if (odt == DT_BF16) {
                     *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(out) + at) = pack_bf16x2(v0, v1);
@@ -500,7 +634,9 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
                     reinterpret_cast<float*>(out)[at + 1] = v1;
                 }
             }
-            if ((lane & 3) == 0) lse[row * nHeads + h] = l > 0.f ? (mrow[mt][hh] + log2f(l)) * LN2 : -INFINITY;
+            if ((lane & 3) == 0) {
+                lse[row * nHeads + h] = SEG > 0 ? flse[mt][hh] : l > 0.f ? (mrow[mt][hh] + log2f(l)) * LN2 : -INFINITY;
+            }
         }
     }
 }
@@ -543,3 +679,23 @@ PREFILL_KERNEL_V(64, 8, 64, 1, 4, 2, 2, true, (256, 2), attn_prefill_d64_w8_s4_a
 PREFILL_KERNEL_V(128, 8, 64, 1, 2, 2, 2, true, (256), attn_prefill_d128_w8_all)
 PREFILL_KERNEL_V(128, 4, 64, 1, 2, 2, 2, true, (128), attn_prefill_d128_w4_all)
 PREFILL_KERNEL_V(128, 8, 64, 1, 3, 2, 2, true, (256), attn_prefill_d128_w8_s3_all)
+
+// Deterministic kernels (batch-invariant): per-row lazy rescale (RS 3), bf16x2 exps with tensor-core row sums,
+// causal tile skipping, fixed 1,024-key segments. det_w8 for prefill tiles, det_w1 (16 rows, one warp) for
+// decode rows and short chunks; every segment of a det_w1 launch in its own block (gridDim.z) when asked.
+#define DET_SEG 1024
+#define DET_KERNEL(D, NW, LB, NAME)                                                                                \
+    extern "C" __global__ void __launch_bounds__ LB NAME(                                                      \
+        void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0, const int* qStart,       \
+        const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp, const int* tables,                    \
+        const int* tableOff, int bs, int rowStride, int maxLen, const int* lens, int nHeads, int nKvHeads,       \
+        float scaleLog2, float* po, float* plse, int rows) {                                                     \
+        attn_prefill<D, NW, 64, 1, 2, 3, 2, true, DET_SEG>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, \
+                                                           vp, tables, tableOff, bs, rowStride, maxLen, lens,    \
+                                                           nHeads, nKvHeads, scaleLog2, po, plse, rows);         \
+    }
+DET_KERNEL(64, 8, (256, 2), attn_prefill_d64_det_w8)
+DET_KERNEL(64, 8, (256), attn_prefill_d64_det_w8_lb1)  // one block per SM, no spills: measured against det_w8
+DET_KERNEL(64, 1, (32), attn_prefill_d64_det_w1)
+DET_KERNEL(128, 8, (256), attn_prefill_d128_det_w8)
+DET_KERNEL(128, 1, (32), attn_prefill_d128_det_w1)

@@ -135,6 +135,10 @@ GEMM_KERNEL(gemm_128x128, 128, 128, 64, 32, 4)  // 256 thr, 131072 B
 GEMM_KERNEL(gemm_64x128, 64, 128, 32, 32, 4)    // 256 thr,  98304 B
 GEMM_KERNEL(gemm_64x64, 64, 64, 32, 32, 4)      // 128 thr,  65536 B
 GEMM_KERNEL(gemm_32x64, 32, 64, 32, 16, 4)      // 128 thr,  49152 B
+// Batch-invariant decode products (no split-K, no GEMV: every tensor-core tile gives a row the same bits,
+// measured on the H200): one warp per 16x16 tile, 8 stages so that each warp keeps 28 KB of weights in flight.
+GEMM_KERNEL(gemm_16x16, 16, 16, 16, 16, 8)      //  32 thr,  32768 B
+GEMM_KERNEL(gemm_16x32, 16, 32, 16, 16, 8)      //  64 thr,  49152 B
 
 // C = sum over splits of ws[z]
 extern "C" __global__ void splitk_reduce(void* C, int cdt, const float* ws, int splits, long mn) {
