@@ -4,7 +4,6 @@ import static sps2.gpu.cuda.CudaChecks.need;
 import static sps2.gpu.cuda.CudaChecks.t;
 import static sps2.gpu.cuda.GemmPlanner.blocks;
 
-import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import jcuda.driver.CUdeviceptr;
@@ -49,8 +48,6 @@ final class CudaAttention {
 
     /** Head size 128 has only these (head size 64 has every one of {@link #PREFILLS}). */
     private static final Set<String> PREFILLS_D128 = Set.of("w4", "w8", "w8_s3", "w8_all", "w4_all", "w8_s3_all");
-
-    private static final int[] ROW_HEAD_SIZES = {8, 16, 32, 64, 128};
 
     static boolean hasPrefill(int d, PrefillKernel k) {
         return d == 64 || (d == 128 && PREFILLS_D128.contains(k.variant()));
@@ -184,13 +181,15 @@ final class CudaAttention {
     }
 
     /**
-     * How the row kernel splits the keys: {@code splits} slices of {@code chunk} keys (a multiple of 64) when
-     * {@code work * nKvHeads} blocks would leave the multiprocessors idle on long rows, else one slice of all of
-     * them ({@code chunk} = maxLimit, at least 1).
+     * How the row kernel splits the keys of its rows (at most {@code maxLimit} each): {@code splits} slices of
+     * {@code chunk} keys, a multiple of 64, when {@code work * nKvHeads} blocks would leave the multiprocessors
+     * idle on rows longer than 128 (aiming at two blocks per multiprocessor; attn_merge_splits then merges the
+     * slices), else one slice of all of them ({@code chunk} = maxLimit, at least 1).
      */
     record RowSplit(int splits, int chunk) {
     }
 
+    /** The {@link RowSplit} for {@code work} query rows of {@code nKvHeads} KV heads on {@code smCount} multiprocessors. */
     static RowSplit rowSplit(int work, int nKvHeads, int maxLimit, int smCount) {
         long base = (long) work * nKvHeads;
         int splits = 1;
@@ -208,7 +207,8 @@ final class CudaAttention {
             CUdeviceptr wLimit, CUdeviceptr k, CUdeviceptr v, CUdeviceptr tables, CUdeviceptr tableOff, int bs, int rowStride, int maxLen,
             CUdeviceptr lens, int nHeads, int nKvHeads, int headSize) {
         int g = nHeads / nKvHeads;
-        need(Arrays.stream(ROW_HEAD_SIZES).anyMatch(d -> d == headSize) && (g == 1 || g == 2 || g == 4 || g == 8),
+        boolean rowKernel = headSize == 8 || headSize == 16 || headSize == 32 || headSize == 64 || headSize == 128;
+        need(rowKernel && (g == 1 || g == 2 || g == 4 || g == 8),
                 () -> "attention: the CUDA backend supports head sizes 8, 16, 32, 64, 128 and 1, 2, 4 or 8 query heads per KV head; got "
                         + headSize + " and " + g);
         String name = "attn_rows_d" + headSize + "_g" + g;
