@@ -39,9 +39,10 @@ import sps2.model.sampler.SamplingParams;
  * streams wait on an event; no call keeps shared scratch, so threads never share buffers by accident.
  *
  * <p>Its parts: {@link CudaDevice} (context and streams), {@link CudaKernels} (modules, launches, the GEMM
- * self-check), {@link GemmPlanner} (which GEMM kernel, grid and split-K), {@link CudaAttention}, {@link
- * CudaSampling} and {@link CudaExchange} (the pinned host exchange); this class keeps memory, the element-wise
- * kernels and the {@link Backend} API.
+ * self-check), {@link CudaMemory} (pooled and exact device memory, host copies), {@link GemmPlanner} (pure:
+ * which GEMM kernel, grid and split-K) with {@link CudaGemm} (its launches), {@link CudaOps} (element-wise
+ * kernels), {@link CudaAttention}, {@link CudaSampling} and {@link CudaExchange} (events, peer copies and the
+ * pinned host exchange). This class wires them and implements the {@link Backend} API over them.
  */
 public final class CudaBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(CudaBackend.class);
