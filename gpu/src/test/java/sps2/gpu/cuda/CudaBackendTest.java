@@ -278,7 +278,7 @@ class CudaBackendTest extends CudaTestBase {
 
     @Test
     void everyGemmKernelAndSplitK() {
-        for (CudaBackend.GemmKernel g : be.gemmKernels()) {
+        for (GemmKernel g : be.gemmKernels()) {
             checkMatmul(200, 392, 328, g.name(), 1);
             checkMatmul(33, 264, 1024, g.name(), 5);
         }
@@ -408,8 +408,8 @@ class CudaBackendTest extends CudaTestBase {
             qStart[i] = rows;
             rows += qLens[i];
         }
-        String previous = be.prefillVariant;
-        be.prefillVariant = prefill;
+        String previous = be.prefillVariant();
+        be.prefillVariant(prefill);
         try (KvPool pool = be.allocateKvPool(2, kvDim, totalBlocks + 3, blockSize)) {
             float[][][] keys = new float[s][][], vals = new float[s][][];
             for (int i = 0; i < s; i++) {
@@ -457,7 +457,7 @@ class CudaBackendTest extends CudaTestBase {
             out.close();
             lse.close();
         } finally {
-            be.prefillVariant = previous;
+            be.prefillVariant(previous);
         }
     }
 
@@ -503,23 +503,23 @@ class CudaBackendTest extends CudaTestBase {
     @Test
     void everyPrefillVariantMatchesFloat64() {
         List<String> failed = new ArrayList<>();
-        String previous = be.prefillVariant;
-        for (CudaBackend.PrefillKernel k : CudaBackend.PREFILLS) {
+        String previous = be.prefillVariant();
+        for (CudaAttention.PrefillKernel k : CudaAttention.PREFILLS) {
             String v = k.variant();
             try {
                 checkPaged(new int[] {300, 40, 1}, new int[] {700, 40, 9}, 8, 2, 64, 16, v);
                 checkPaged(new int[] {600, 17}, new int[] {600, 300}, 8, 4, 64, 16, v, 4);
                 checkPaged(new int[] {1000}, new int[] {1000}, 4, 1, 64, 64, v, 2);
-                if (CudaBackend.hasPrefill(128, k)) {
+                if (CudaAttention.hasPrefill(128, k)) {
                     checkPaged(new int[] {130, 64}, new int[] {400, 64}, 4, 1, 128, 16, v);
                     checkPaged(new int[] {300}, new int[] {300}, 4, 2, 128, 16, v, 4);
                 }
-                be.prefillVariant = v;
+                be.prefillVariant(v);
                 compactAttention();
             } catch (AssertionError e) {
                 failed.add(v + ": " + e.getMessage());
             } finally {
-                be.prefillVariant = previous;
+                be.prefillVariant(previous);
             }
         }
         assertTrue(failed.isEmpty(), "prefill variants that fail: " + failed);
@@ -533,12 +533,12 @@ class CudaBackendTest extends CudaTestBase {
 
     @Test
     void compactAttentionIsUnmaskedPerHead() {
-        String previous = be.prefillVariant;
+        String previous = be.prefillVariant();
         for (String variant : new String[] {"w8", "w8_s3"}) {
-            be.prefillVariant = variant;
+            be.prefillVariant(variant);
             compactAttention();
         }
-        be.prefillVariant = previous;
+        be.prefillVariant(previous);
     }
 
     private void compactAttention() {

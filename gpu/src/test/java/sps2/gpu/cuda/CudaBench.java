@@ -196,13 +196,13 @@ public final class CudaBench {
                 String key = "gemm_M" + m + "_N" + n + "_K" + k;
                 report(key + ":default", time(() -> be.matmul(out, x, w, m)), flops, bytes);
                 System.out.println("default kernel " + be.chooseGemm(m, n).name());
-                for (CudaBackend.GemmKernel g : CudaBackend.GEMMS.subList(0, 2)) {
+                for (GemmKernel g : CudaBackend.GEMMS.subList(0, 2)) {
                     report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
                 }
-                for (CudaBackend.GemmKernel g : be.hopperKernels() ? CudaBackend.WGMMAS : List.<CudaBackend.GemmKernel>of()) {
+                for (GemmKernel g : be.hopperKernels() ? CudaBackend.WGMMAS : List.<GemmKernel>of()) {
                     report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
                 }
-                for (CudaBackend.GemmKernel g : be.hopperKernels() ? be.optionalGemms() : List.<CudaBackend.GemmKernel>of()) {
+                for (GemmKernel g : be.hopperKernels() ? be.optionalGemms() : List.<GemmKernel>of()) {
                     report(key + ":" + g.name(), time(() -> be.matmul(out, x, w, m, g.name(), 1)), flops, bytes);
                 }
                 x.close();
@@ -261,19 +261,19 @@ public final class CudaBench {
                 try (AttentionBatch.Prepared prep = be.prepare(AttentionBatch.single(len, len, table))) {
                     report("attn_prefill_L" + len + ":default", time(() -> be.attention(out, lse, q, pool, 0, prep, nHeads, nKv, d)), flops,
                             bytes);
-                    String was = be.prefillVariant;
+                    String was = be.prefillVariant();
                     // Correct first: every variant's output on these inputs (poisoned before) against w8's.
                     float[] poison = new float[len * nHeads * d];
                     java.util.Arrays.fill(poison, Float.NaN);
                     float[] ref = null;
                     List<String> order = new ArrayList<>(List.of("w8"));
-                    for (CudaBackend.PrefillKernel pk : CudaBackend.PREFILLS) {
+                    for (CudaAttention.PrefillKernel pk : CudaAttention.PREFILLS) {
                         if (!pk.variant().equals("w8")) {
                             order.add(pk.variant());
                         }
                     }
                     for (String variant : order) {
-                        be.prefillVariant = variant;
+                        be.prefillVariant(variant);
                         be.write(out, 0, poison, 0, len);
                         be.attention(out, lse, q, pool, 0, prep, nHeads, nKv, d);
                         float[] got = new float[len * nHeads * d];
@@ -297,7 +297,7 @@ public final class CudaBench {
                     double[][] ms = new double[2][order.size()];
                     for (int round = 0; round < 2; round++) {
                         for (int i = 0; i < order.size(); i++) {
-                            be.prefillVariant = order.get(i);
+                            be.prefillVariant(order.get(i));
                             ms[round][i] = time(() -> be.attention(out, lse, q, pool, 0, prep, nHeads, nKv, d));
                         }
                     }
@@ -305,7 +305,7 @@ public final class CudaBench {
                         report("attn_prefill_L" + len + ":" + order.get(i), (ms[0][i] + ms[1][i]) / 2, flops, bytes);
                         System.out.printf("ROUNDS\tattn_prefill_L%d:%s\t%.5f\t%.5f%n", len, order.get(i), ms[0][i], ms[1][i]);
                     }
-                    be.prefillVariant = was;
+                    be.prefillVariant(was);
                 }
                 for (Tensor t : new Tensor[] {k, v, st, q, out, lse}) {
                     t.close();
@@ -357,7 +357,7 @@ public final class CudaBench {
             }
             for (int v = 0; v < 3; v++) {
                 SamplingParams[] ps = sets[v];
-                try (CudaTensor packed = (CudaTensor) be.upload(CudaBackend.sampleParams(b, ps, pos));
+                try (CudaTensor packed = (CudaTensor) be.upload(CudaSampling.sampleParams(b, ps, pos));
                         CudaTensor ids = be.allocate(1, b, CudaTensor.DType.I32)) {
                     report(key + ":" + names[v], time(() -> be.sampleOnDevice(ids, (CudaTensor) logits, b, packed, 1f)), 0, bytes);
                 }

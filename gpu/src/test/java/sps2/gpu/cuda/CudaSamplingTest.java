@@ -55,8 +55,8 @@ class CudaSamplingTest extends CudaTestBase {
                 int row = i;
                 String desc = what + (bf16 ? " bf16" : " fp32") + " vocab " + batch.vocab() + " row " + i + " " + batch.params()[i];
                 if (want[i] < 0) {
-                    assertEquals(CudaBackend.SAMPLE_INVALID, codes[i], () -> desc + ": the Sampler rejects this row");
-                } else if (codes[i] == CudaBackend.SAMPLE_UNDECIDED) {
+                    assertEquals(CudaSampling.SAMPLE_INVALID, codes[i], () -> desc + ": the Sampler rejects this row");
+                } else if (codes[i] == CudaSampling.SAMPLE_UNDECIDED) {
                     undecided++;
                 } else {
                     assertEquals(want[row], codes[row], () -> desc + ": device token");

@@ -1,0 +1,244 @@
+package sps2.gpu.cuda;
+
+import static sps2.gpu.cuda.CudaChecks.need;
+import static sps2.gpu.cuda.CudaChecks.t;
+import static sps2.gpu.cuda.GemmPlanner.blocks;
+
+import java.util.List;
+import java.util.Set;
+import jcuda.driver.CUdeviceptr;
+import sps2.gpu.AttentionBatch;
+import sps2.gpu.CompactKv;
+import sps2.gpu.KvPool;
+import sps2.gpu.Tensor;
+
+/**
+ * Attention of the CUDA backend (attention.cu): a prefill kernel (tiles of 16 * warps query rows) for head
+ * sizes 64 and 128 with bfloat16 queries, and the row kernels (attn_rows_d*_g*, one block per query row and KV
+ * head, split over the keys when too few blocks would fill the multiprocessors) for the rest.
+ */
+final class CudaAttention {
+    /** A prefill attention kernel: name suffix, warps (16 query rows each), K/V pipeline stages (64-key tiles). */
+    record PrefillKernel(String variant, int warps, int stages) {
+        String name(int d) {
+            return "attn_prefill_d" + d + "_" + variant;
+        }
+
+        int rows() {
+            return 16 * warps;
+        }
+
+        int smem(int d) {
+            return (rows() * d + 2 * stages * 64 * d) * 2;
+        }
+    }
+
+    /**
+     * Every prefill kernel in attention.cu. Suffixes after the warps/stages part name the softmax variant
+     * (docs/gpu-notes.md, v6): _sk skips key tiles wholly after a warp's rows, _rs1 / _rs8 rescale O only when a
+     * row max moved / grew by more than 8 (log2), _poly makes every second exp on the FMA pipe, _bx2 makes two
+     * exps per ex2.bf16x2 with the row sums on the tensor cores, _all = _rs8 + _bx2 + _sk.
+     */
+    static final List<PrefillKernel> PREFILLS = List.of(new PrefillKernel("w4", 4, 2), new PrefillKernel("w8", 8, 2),
+            new PrefillKernel("w4_s3", 4, 3), new PrefillKernel("w8_s3", 8, 3), new PrefillKernel("w8_s4", 8, 4),
+            new PrefillKernel("w8_sk", 8, 2), new PrefillKernel("w8_rs1", 8, 2), new PrefillKernel("w8_rs8", 8, 2),
+            new PrefillKernel("w8_poly", 8, 2), new PrefillKernel("w8_bx2", 8, 2), new PrefillKernel("w8_all", 8, 2),
+            new PrefillKernel("w4_all", 4, 2), new PrefillKernel("w8_s3_all", 8, 3), new PrefillKernel("w8_poly_all", 8, 2),
+            new PrefillKernel("w8_s3_sk", 8, 3), new PrefillKernel("w8_s4_all", 8, 4));
+
+    /** Head size 128 has only these (head size 64 has every one of {@link #PREFILLS}). */
+    private static final Set<String> PREFILLS_D128 = Set.of("w4", "w8", "w8_s3", "w8_all", "w4_all", "w8_s3_all");
+
+    static boolean hasPrefill(int d, PrefillKernel k) {
+        return d == 64 || (d == 128 && PREFILLS_D128.contains(k.variant()));
+    }
+
+    private final CudaBackend backend;
+    private final CudaKernels kernels;
+    private final int smCount;
+
+    /**
+     * The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. w8_all: the
+     * fastest on the H100 at 8K and 32K once the paged K/V address lost its division (session 2, notes v12:
+     * 53.5% and 51.3% of torch SDPA, two-round means; w8_s3_all 52.2% / 49.7%).
+     */
+    private volatile String prefillVariant = "w8_all";
+
+    CudaAttention(CudaBackend backend, CudaKernels kernels, int smCount) {
+        this.backend = backend;
+        this.kernels = kernels;
+        this.smCount = smCount;
+    }
+
+    String prefillVariant() {
+        return prefillVariant;
+    }
+
+    void prefillVariant(String variant) {
+        this.prefillVariant = variant;
+    }
+
+    private PrefillKernel prefillKernel(int d) {
+        for (PrefillKernel k : PREFILLS) {
+            if (k.variant().equals(prefillVariant) && hasPrefill(d, k)) {
+                return k;
+            }
+        }
+        return PREFILLS.get(1);
+    }
+
+    /** Attention over the paged KV pool, for a batch that {@link CudaPrepared} laid out on the device. */
+    void paged(Tensor out, Tensor lse, Tensor q, KvPool pool, int layer, AttentionBatch.Prepared batch, int nHeads, int nKvHeads,
+            int headSize) {
+        CudaKvPool p = backend.kv(pool);
+        if (!(batch instanceof CudaPrepared b) || b.owner() != backend) {
+            throw new IllegalArgumentException("The attention batch was prepared by another backend");
+        }
+        CudaTensor o = t(out), l = t(lse), qq = t(q);
+        checkAttention(o, l, qq, nHeads, nKvHeads, headSize);
+        need(p.kvDim() == nKvHeads * headSize, () -> "attention: the KV pool holds " + p.kvDim()
+                + " values per slot, not nKvHeads * headSize");
+        boolean fast = (headSize == 64 || headSize == 128) && qq.dtype() == CudaTensor.DType.BF16;
+        PrefillKernel pk = prefillKernel(headSize);
+        int kind = CudaPrepared.tileKind(pk.rows());
+        if (fast && b.tiles(kind) > 0) {
+            kernels.launch(pk.name(headSize), nHeads, b.tiles(kind), 1, 32 * pk.warps(), pk.smem(headSize),
+                    o.ptr(), o.dtype().code, l.ptr(), qq.ptr(), b.tSeq(kind), b.tQ0(kind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer),
+                    b.tables(), b.tableOff(), p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, scaleLog2(headSize));
+        }
+        int work = fast ? b.shortRows : b.rows;
+        int maxLimit = fast ? b.maxShortLimit : b.maxLimit;
+        if (work > 0) {
+            rowsAttention(o, l, qq, work, maxLimit, b.wRow(), b.wSeq(), b.wLimit(), p.k(layer), p.v(layer), b.tables(), b.tableOff(),
+                    p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, headSize);
+        }
+    }
+
+    /** Attention of n query rows over compact K and V [nKvHeads * maxLen, headSize] with one length per KV head. */
+    void compact(Tensor out, Tensor lse, Tensor q, int n, CompactKv kv, int nHeads, int nKvHeads, int headSize) {
+        CudaTensor o = t(out), l = t(lse), qq = t(q), k = t(kv.k()), v = t(kv.v());
+        checkAttention(o, l, qq, nHeads, nKvHeads, headSize);
+        need(k.cols() == headSize && v.cols() == headSize && k.rows() >= nKvHeads * kv.maxLen(),
+                "attention: compact K and V must be [nKvHeads * maxLen, headSize]");
+        need(kv.lens().length == nKvHeads, "attention: compact KV needs one length per KV head");
+        if (n == 0) {
+            return;
+        }
+        CudaTensor kb = k, vb = v;
+        if (k.dtype() != CudaTensor.DType.BF16 || v.dtype() != CudaTensor.DType.BF16) {
+            kb = backend.allocate(k.rows(), k.cols(), CudaTensor.DType.BF16);
+            vb = backend.allocate(v.rows(), v.cols(), CudaTensor.DType.BF16);
+            backend.copyRows(kb, 0, k, 0, k.rows());
+            backend.copyRows(vb, 0, v, 0, v.rows());
+        }
+        int maxLen = 0;
+        for (int len : kv.lens()) {
+            need(len >= 0 && len <= kv.maxLen(), "attention: a compact KV length is outside 0..maxLen");
+            maxLen = Math.max(maxLen, len);
+        }
+        boolean fast = (headSize == 64 || headSize == 128) && qq.dtype() == CudaTensor.DType.BF16 && n >= CudaPrepared.TILE_MIN_ROWS;
+        PrefillKernel pk = prefillKernel(headSize);
+        int bq = pk.rows();
+        int tiles = fast ? (n + bq - 1) / bq : 0;
+        // ints: lens[nKv] qStart[1] qLen[1] tSeq[tiles] tQ0[tiles]
+        int[] ints = new int[nKvHeads + 2 + 2 * tiles];
+        System.arraycopy(kv.lens(), 0, ints, 0, nKvHeads);
+        ints[nKvHeads + 1] = n;
+        for (int i = 0; i < tiles; i++) {
+            ints[nKvHeads + 2 + tiles + i] = i * bq;
+        }
+        try (CudaTensor dev = (CudaTensor) backend.upload(ints)) {
+            CUdeviceptr lens = dev.ptr();
+            if (fast) {
+                CUdeviceptr base = dev.ptr();
+                kernels.launch(pk.name(headSize), nHeads, tiles, 1, 32 * pk.warps(), pk.smem(headSize), o.ptr(),
+                        o.dtype().code, l.ptr(), qq.ptr(), base.withByteOffset(4L * (nKvHeads + 2)),
+                        base.withByteOffset(4L * (nKvHeads + 2 + tiles)), base.withByteOffset(4L * nKvHeads),
+                        base.withByteOffset(4L * (nKvHeads + 1)), lens, kb.ptr(), vb.ptr(), null, null, 0, headSize, kv.maxLen(), lens, nHeads,
+                        nKvHeads, scaleLog2(headSize));
+            } else {
+                rowsAttention(o, l, qq, n, maxLen, null, null, null, kb.ptr(), vb.ptr(), null, null, 0, headSize, kv.maxLen(), lens, nHeads,
+                        nKvHeads, headSize);
+            }
+        } finally {
+            if (kb != k) {
+                kb.close();
+                vb.close();
+            }
+        }
+    }
+
+    private static void checkAttention(CudaTensor o, CudaTensor l, CudaTensor q, int nHeads, int nKvHeads, int headSize) {
+        need(l.dtype() == CudaTensor.DType.F32, "attention: lse must be a float32 tensor (allocate it with allocateFloat)");
+        need(o.dtype() != CudaTensor.DType.I32 && q.dtype() != CudaTensor.DType.I32, "attention: q and out must be float tensors");
+        need(nKvHeads > 0 && nHeads % nKvHeads == 0, "attention: nHeads must be a multiple of nKvHeads");
+        need(q.cols() == nHeads * headSize && o.cols() == nHeads * headSize && l.cols() == nHeads,
+                "attention: q and out must be [n, nHeads * headSize] and lse [n, nHeads]");
+    }
+
+    private static float scaleLog2(int headSize) {
+        return (float) (1.0 / Math.sqrt(headSize) / Math.log(2));
+    }
+
+    /**
+     * How the row kernel splits the keys of its rows (at most {@code maxLimit} each): {@code splits} slices of
+     * {@code chunk} keys, a multiple of 64, when {@code work * nKvHeads} blocks would leave the multiprocessors
+     * idle on rows longer than 128 (aiming at two blocks per multiprocessor; attn_merge_splits then merges the
+     * slices), else one slice of all of them ({@code chunk} = maxLimit, at least 1).
+     */
+    record RowSplit(int splits, int chunk) {
+    }
+
+    /** The {@link RowSplit} for {@code work} query rows of {@code nKvHeads} KV heads on {@code smCount} multiprocessors. */
+    static RowSplit rowSplit(int work, int nKvHeads, int maxLimit, int smCount) {
+        long base = (long) work * nKvHeads;
+        int splits = 1;
+        int chunk = Math.max(maxLimit, 1);
+        if (base < 2L * smCount && maxLimit > 128) {
+            int want = (int) ((2L * smCount + base - 1) / base);
+            chunk = Math.max(64, (maxLimit + want - 1) / want);
+            chunk = (chunk + 63) / 64 * 64;
+            splits = (maxLimit + chunk - 1) / chunk;
+        }
+        return new RowSplit(splits, chunk);
+    }
+
+    private void rowsAttention(CudaTensor o, CudaTensor l, CudaTensor q, int work, int maxLimit, CUdeviceptr wRow, CUdeviceptr wSeq,
+            CUdeviceptr wLimit, CUdeviceptr k, CUdeviceptr v, CUdeviceptr tables, CUdeviceptr tableOff, int bs, int rowStride, int maxLen,
+            CUdeviceptr lens, int nHeads, int nKvHeads, int headSize) {
+        int g = nHeads / nKvHeads;
+        boolean rowKernel = headSize == 8 || headSize == 16 || headSize == 32 || headSize == 64 || headSize == 128;
+        need(rowKernel && (g == 1 || g == 2 || g == 4 || g == 8),
+                () -> "attention: the CUDA backend supports head sizes 8, 16, 32, 64, 128 and 1, 2, 4 or 8 query heads per KV head; got "
+                        + headSize + " and " + g);
+        String name = "attn_rows_d" + headSize + "_g" + g;
+        RowSplit split = rowSplit(work, nKvHeads, maxLimit, smCount);
+        int splits = split.splits();
+        int chunk = split.chunk();
+        float sl = scaleLog2(headSize);
+        if (splits == 1) {
+            kernels.launch(name, work, nKvHeads, 1, 128, 0, o.ptr(), o.dtype().code, l.ptr(), null, null, q.ptr(), q.dtype().code, wRow, wSeq, wLimit,
+                    work, k, v, tables, tableOff, bs, rowStride, maxLen, lens, nHeads, chunk, sl);
+            return;
+        }
+        try (CudaTensor po = backend.allocate(splits, work * nHeads * headSize, CudaTensor.DType.F32);
+                CudaTensor pl = backend.allocate(splits, work * nHeads, CudaTensor.DType.F32)) {
+            kernels.launch(name, work, nKvHeads, splits, 128, 0, o.ptr(), o.dtype().code, l.ptr(), po.ptr(), pl.ptr(), q.ptr(), q.dtype().code, wRow,
+                    wSeq, wLimit, work, k, v, tables, tableOff, bs, rowStride, maxLen, lens, nHeads, chunk, sl);
+            kernels.launch("attn_merge_splits", blocks((long) work * nHeads * 32, 256), 1, 1, 256, 0, o.ptr(), o.dtype().code, l.ptr(), po.ptr(),
+                    pl.ptr(), wRow, work, nHeads, headSize, splits);
+        }
+    }
+
+    /** Merges two partial attentions of the same rows by their lse: out, lse = the merge of (out, lse) and (out2, lse2). */
+    void merge(Tensor out, Tensor lse, Tensor out2, Tensor lse2, int n, int nHeads, int headSize) {
+        CudaTensor o = t(out), l = t(lse), o2 = t(out2), l2 = t(lse2);
+        need(l.dtype() == CudaTensor.DType.F32 && l2.dtype() == CudaTensor.DType.F32, "mergeAttention: lse tensors must be float32");
+        need(o.cols() == nHeads * headSize && o2.cols() == nHeads * headSize, "mergeAttention: outputs must be [n, nHeads * headSize]");
+        long warps = (long) n * nHeads;
+        if (warps > 0) {
+            kernels.launch("merge_attention", blocks(warps * 32, 256), 1, 1, 256, 0, o.ptr(), o.dtype().code, l.ptr(), o2.ptr(), o2.dtype().code,
+                    l2.ptr(), (int) warps, headSize);
+        }
+    }
+}
