@@ -13,6 +13,7 @@
 #       what: stories (demo on stories260K, CUDA against CPU tokens), tests (the CUDA tests and the shard engine's),
 #       tbt (one 4K request decoding alone), sp (32K prompts at SP 1/2/4 and 128K at SP 4, shards on the one GPU),
 #       bench (the trace benchmark on the 1B shape, sps2 against Sarathi on the one GPU); default stories,bench.
+#       tbt and bench run once per CUDA kernel set in $SPS2_KERNELS (default invariant,fast).
 #       Logs and the bench report go to $OUT.
 set -euo pipefail
 mode=${1:?usage: job-on-device.sh pack | unpack [run [stories,bench]]}
@@ -97,6 +98,7 @@ if [[ $mode == unpack ]]; then
   [[ ${1:-} == run ]] || exit 0
 fi
 what=${2:-stories,bench}
+kernels=${SPS2_KERNELS:-invariant,fast}  # the CUDA kernel sets that tbt and bench run, one after the other
 [[ -x $root/jre/bin/java ]] || { echo "no Java runtime in $root: run part a's unpack first, on the same warm machine"; exit 1; }
 cp_=$(ls "$root"/lib/*.jar | tr '\n' ':')
 sps2() {
@@ -124,14 +126,17 @@ if [[ $what == *tests* ]]; then
     -cp "$cp_:$root/tests/sps2-gpu-tests.jar:$root/tests/sps2-operators-tests.jar" \
     --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest \
     --select-class sps2.gpu.cuda.CudaExchangeTest --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.gpu.cuda.CudaFusedKernelsTest \
-    --select-class sps2.operators.shard.ShardEngineTest \
+    --select-class sps2.gpu.cuda.CudaBatchInvarianceTest --select-class sps2.operators.shard.ShardEngineTest \
     --details=tree --disable-banner 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/tests.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
 fi
 if [[ $what == *tbt* ]]; then
   echo "=== TBT of one request with a 4K prompt alone, the job on the GPU (1B shape), sps2 SP 1"
   m1b
-  sps2 bench-decode --model /tmp/m1b --backend cuda --modes sps2 --short 1 --short-prompt-tokens 4096 --decode-tokens ${SPS2_TBT_TOKENS:-300} \
-    --long 0 | tee "$out/tbt.log" | grep -vE "^(WARNING|SLF4J)"
+  for k in ${kernels//,/ }; do
+    echo "--- kernels $k"
+    sps2 bench-decode --model /tmp/m1b --backend cuda --kernels $k --modes sps2 --short 1 --short-prompt-tokens 4096 --decode-tokens ${SPS2_TBT_TOKENS:-300} \
+      --long 0 | tee "$out/tbt-$k.log" | grep -vE "^(WARNING|SLF4J)"
+  done
 fi
 if [[ $what == *sp* ]]; then
   echo "=== SP prefill in the job on the one GPU (1B shape): 32K at SP 1, 2, 4; then 128K at SP 4"
@@ -141,10 +146,14 @@ if [[ $what == *sp* ]]; then
 fi
 if [[ $what == *bench* ]]; then
   echo "=== the trace benchmark on the Llama-3.2-1B shape (random weights), one H100, sps2 against Sarathi"
-  sps2 make-model --shape llama-3.2-1b --out /tmp/m1b | tail -2
-  sps2 bench --trace "$root/mooncake_conversation.jsonl" --model /tmp/m1b --backend cuda --mode both --sp-degree 1 \
-    --max-requests ${SPS2_BENCH_REQUESTS:-40} --length-scale ${SPS2_BENCH_LENGTH:-0.5} --kv-memory-gb 40 --timeout 4 --no-progress --out "$out/bench" \
-    | tee "$out/bench.log"
+  m1b
+  for k in ${kernels//,/ }; do
+    echo "--- kernels $k"
+    sps2 bench --trace "$root/mooncake_conversation.jsonl" --model /tmp/m1b --backend cuda --kernels $k --mode both --sp-degree 1 \
+      --max-requests ${SPS2_BENCH_REQUESTS:-40} --length-scale ${SPS2_BENCH_LENGTH:-0.5} --kv-memory-gb 40 --timeout 4 --no-progress --out "$out/bench-$k" \
+      | tee "$out/bench-$k.log"
+  done
+  [[ -n ${SPS2_BENCH_CHUNK2048:-} ]] || exit 0
   # Sarathi again with a larger chunk: fewer iterations (each costs a pass through every stage operator) for a
   # shorter TTFT, at the price of longer gaps between tokens.
   sps2 bench --trace "$root/mooncake_conversation.jsonl" --model /tmp/m1b --backend cuda --mode sarathi --sp-degree 1 --chunk-size 2048 \

@@ -43,7 +43,26 @@ public record JobSettings(
         int contextLength,
         String runtimeId,
         int threadsPerShard,
-        KvRecovery kvRecovery) implements Serializable {
+        KvRecovery kvRecovery,
+        Kernels kernels) implements Serializable {
+
+    /**
+     * The CUDA kernels: invariant (a row's bits do not depend on the rest of its batch, its chunking or its
+     * restart: the same tokens in every mode and after a recovery) or fast (GEMV and split-K for small batches,
+     * a row kernel for decode: faster decode, tokens that may differ with batching). The CPU is always invariant.
+     */
+    public enum Kernels {
+        INVARIANT, FAST;
+
+        public static Kernels parse(String s) {
+            return JobSettings.parse(Kernels.class, s, "kernels");
+        }
+
+        @Override
+        public String toString() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
 
     /** How requests are served: sequence-parallel prefill and decode, or the Sarathi-Serve baseline. */
     public enum Mode {
@@ -120,12 +139,21 @@ public record JobSettings(
                 maxTokensCap, contextLength, runtimeId, threadsPerShard, KvRecovery.RECOMPUTE);
     }
 
+    /** Settings with the invariant kernels. */
+    public JobSettings(String modelPath, String tokenizerPath, String modelName, BackendKind backend, Mode mode, int shards, CsaPolicy csa,
+            AppendPolicy appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
+            String runtimeId, int threadsPerShard, KvRecovery kvRecovery) {
+        this(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks, blockSize,
+                maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, Kernels.INVARIANT);
+    }
+
     public JobSettings {
         java.util.Objects.requireNonNull(backend, "backend");
         java.util.Objects.requireNonNull(mode, "mode");
         java.util.Objects.requireNonNull(csa, "csa");
         java.util.Objects.requireNonNull(appendPolicy, "appendPolicy");
         java.util.Objects.requireNonNull(kvRecovery, "kvRecovery");
+        java.util.Objects.requireNonNull(kernels, "kernels");
         if (shards < 1) {
             throw new IllegalArgumentException("The number of shards must be at least 1, got " + shards);
         }
@@ -148,6 +176,11 @@ public record JobSettings(
 
     public JobSettings withKvRecovery(KvRecovery recovery) {
         return new JobSettings(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks,
-                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, recovery);
+                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, recovery, kernels);
+    }
+
+    public JobSettings withKernels(Kernels k) {
+        return new JobSettings(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks,
+                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, k);
     }
 }

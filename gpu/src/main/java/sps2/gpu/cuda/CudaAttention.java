@@ -46,6 +46,17 @@ final class CudaAttention {
             new PrefillKernel("w4_all", 4, 2), new PrefillKernel("w8_s3_all", 8, 3), new PrefillKernel("w8_poly_all", 8, 2),
             new PrefillKernel("w8_s3_sk", 8, 3), new PrefillKernel("w8_s4_all", 8, 4));
 
+    /**
+     * The batch-invariant kernels (attention.cu, DET_KERNEL): det_w8 for sequences of at least
+     * {@link CudaPrepared#TILE_MIN_ROWS} query rows, det_w1 (16-row tiles, one per sequence) for decode rows and short
+     * chunks. Both take three more arguments (po, plse, rows) for det_w1's segment-per-block form.
+     */
+    static final List<PrefillKernel> INVARIANT = List.of(new PrefillKernel("det_w8", 8, 2), new PrefillKernel("det_w1", 1, 2),
+            new PrefillKernel("det_w8_lb1", 8, 2));
+
+    /** Keys per fixed segment of the batch-invariant kernels (DET_SEG in attention.cu). */
+    static final int SEGMENT = 1024;
+
     /** Head size 128 has only these (head size 64 has every one of {@link #PREFILLS}). */
     private static final Set<String> PREFILLS_D128 = Set.of("w4", "w8", "w8_s3", "w8_all", "w4_all", "w8_s3_all");
 
@@ -56,6 +67,9 @@ final class CudaAttention {
     private final CudaBackend backend;
     private final CudaKernels kernels;
     private final int smCount;
+    private final boolean batchInvariant;
+    /** The det kernel for long sequences: det_w8, or det_w8_lb1 (one block per multiprocessor, no spills) to compare. */
+    private volatile String invariantLong = "det_w8";
 
     /**
      * The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. w8_all: the
@@ -64,10 +78,15 @@ final class CudaAttention {
      */
     private volatile String prefillVariant = "w8_all";
 
-    CudaAttention(CudaBackend backend, CudaKernels kernels, int smCount) {
+    CudaAttention(CudaBackend backend, CudaKernels kernels, int smCount, boolean batchInvariant) {
         this.backend = backend;
         this.kernels = kernels;
         this.smCount = smCount;
+        this.batchInvariant = batchInvariant;
+    }
+
+    void invariantLong(String variant) {
+        this.invariantLong = variant;
     }
 
     String prefillVariant() {
@@ -99,6 +118,10 @@ final class CudaAttention {
         need(p.kvDim() == nKvHeads * headSize, () -> "attention: the KV pool holds " + p.kvDim()
                 + " values per slot, not nKvHeads * headSize");
         boolean fast = (headSize == 64 || headSize == 128) && qq.dtype() == CudaTensor.DType.BF16;
+        if (fast && batchInvariant) {
+            invariantPaged(o, l, qq, p, layer, b, nHeads, nKvHeads, headSize);
+            return;
+        }
         PrefillKernel pk = prefillKernel(headSize);
         int kind = CudaPrepared.tileKind(pk.rows());
         if (fast && b.tiles(kind) > 0) {
@@ -112,6 +135,52 @@ final class CudaAttention {
             rowsAttention(o, l, qq, work, maxLimit, b.wRow(), b.wSeq(), b.wLimit(), p.k(layer), p.v(layer), b.tables(), b.tableOff(),
                     p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, headSize);
         }
+    }
+
+    /**
+     * Batch-invariant paged attention: long sequences in 128-row det_w8 tiles, short ones (decode) in one 16-row
+     * det_w1 tile each; both fold the fixed segments of their keys the same way. When a short row has keys in more
+     * than one segment, det_w1 runs a block per segment (so that a decode step over a long context still fills the
+     * multiprocessors) and attn_fold_segments folds them in order, with the arithmetic of the in-register fold.
+     */
+    private void invariantPaged(CudaTensor o, CudaTensor l, CudaTensor q, CudaKvPool p, int layer, CudaPrepared b, int nHeads, int nKvHeads,
+            int d) {
+        float sl = scaleLog2(d);
+        PrefillKernel wide = invariantKernel(invariantLong), narrow = invariantKernel("det_w1");
+        int wideKind = CudaPrepared.tileKind(wide.rows()), narrowKind = CudaPrepared.tileKind(narrow.rows());
+        if (b.tiles(wideKind) > 0) {
+            kernels.launch(wide.name(d), nHeads, b.tiles(wideKind), 1, 32 * wide.warps(), wide.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(),
+                    b.tSeq(wideKind), b.tQ0(wideKind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer), b.tables(), b.tableOff(),
+                    p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, sl, null, null, b.rows);
+        }
+        int tiles = b.tiles(narrowKind);
+        if (tiles == 0) {
+            return;
+        }
+        int segs = Math.max(1, blocks(b.maxShortLimit, SEGMENT));
+        if (segs == 1) {
+            kernels.launch(narrow.name(d), nHeads, tiles, 1, 32, narrow.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(), b.tSeq(narrowKind),
+                    b.tQ0(narrowKind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer), b.tables(), b.tableOff(), p.blockSize(), p.kvDim(),
+                    0, null, nHeads, nKvHeads, sl, null, null, b.rows);
+            return;
+        }
+        try (CudaTensor po = backend.allocate(segs, b.rows * nHeads * d, CudaTensor.DType.F32);
+                CudaTensor pl = backend.allocate(segs, b.rows * nHeads, CudaTensor.DType.F32)) {
+            kernels.launch(narrow.name(d), nHeads, tiles, segs, 32, narrow.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(), b.tSeq(narrowKind),
+                    b.tQ0(narrowKind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer), b.tables(), b.tableOff(), p.blockSize(), p.kvDim(),
+                    0, null, nHeads, nKvHeads, sl, po.ptr(), pl.ptr(), b.rows);
+            kernels.launch("attn_fold_segments", blocks((long) b.shortRows * nHeads * 32, 256), 1, 1, 256, 0, o.ptr(), o.dtype().code, l.ptr(),
+                    po.ptr(), pl.ptr(), b.wRow(), b.shortRows, b.rows, nHeads, d, segs);
+        }
+    }
+
+    private static PrefillKernel invariantKernel(String variant) {
+        for (PrefillKernel k : INVARIANT) {
+            if (k.variant().equals(variant)) {
+                return k;
+            }
+        }
+        throw new IllegalArgumentException("No batch-invariant attention kernel " + variant);
     }
 
     /** Attention of n query rows over compact K and V [nKvHeads * maxLen, headSize] with one length per KV head. */

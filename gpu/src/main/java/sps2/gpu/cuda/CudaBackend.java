@@ -82,6 +82,16 @@ public final class CudaBackend implements Backend {
     }
 
     public CudaBackend(int ordinal) {
+        this(ordinal, false);
+    }
+
+    /**
+     * @param batchInvariant every row's result independent of the other rows of its launch, the row count and the
+     *                       chunking (a decoded token's K/V and logits have the bits of the same position prefilled):
+     *                       tile GEMMs without split-K for every row count, attention over fixed 1,024-key segments
+     *                       (head sizes 64 and 128 with bfloat16 queries; other head sizes keep the row kernel)
+     */
+    public CudaBackend(int ordinal, boolean batchInvariant) {
         String why = unavailableReason();
         if (why != null) {
             throw new IllegalStateException("The CUDA backend is unavailable: " + why);
@@ -94,11 +104,16 @@ public final class CudaBackend implements Backend {
         this.ops = new CudaOps(this, device, kernels);
         this.exchange = new CudaExchange(this, device, kernels);
         this.sampling = new CudaSampling(this, kernels);
-        this.attention = new CudaAttention(this, kernels, device.multiprocessors());
+        this.attention = new CudaAttention(this, kernels, device.multiprocessors(), batchInvariant);
         // The check launches GEMMs through this backend (forced kernels only, which need no planner of its own).
-        this.gemms = new GemmPlanner(kernels.checkGemms(this));
-        LOG.info("Opened CUDA device {} ({}, {} multiprocessors); loading the kernels took {} ms.", ordinal, device.name(),
-                device.multiprocessors(), (System.nanoTime() - t0) / 1_000_000);
+        this.gemms = new GemmPlanner(kernels.checkGemms(this).invariant(batchInvariant));
+        LOG.info("Opened CUDA device {} ({}, {} multiprocessors{}); loading the kernels took {} ms.", ordinal, device.name(),
+                device.multiprocessors(), batchInvariant ? ", batch-invariant kernels" : "", (System.nanoTime() - t0) / 1_000_000);
+    }
+
+    /** Whether every row's result is independent of the rest of its launch (the constructor's batchInvariant). */
+    public boolean batchInvariant() {
+        return gemms.device().batchInvariant();
     }
 
     @Override
@@ -399,7 +414,7 @@ public final class CudaBackend implements Backend {
     /** Decode-sized products of one input (at most 8 rows, up to three weights of one width) in one GEMV launch. */
     @Override
     public void matmul(Tensor[] outs, Tensor x, Tensor[] ws, int n) {
-        if (!gemm.multi(outs, x, ws, n)) {
+        if (gemms.device().batchInvariant() || !gemm.multi(outs, x, ws, n)) {
             Backend.super.matmul(outs, x, ws, n);
         }
     }

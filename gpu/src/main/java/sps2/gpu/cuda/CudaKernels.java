@@ -107,7 +107,7 @@ final class CudaKernels {
                 functions.put(f, fn);
             }
         }
-        for (GemmKernel g : GemmPlanner.GEMMS) {
+        for (GemmKernel g : Stream.concat(GemmPlanner.GEMMS.stream(), GemmPlanner.INVARIANT_TILES.stream()).toList()) {
             maxDynamicShared(g.name(), g.smem());
         }
         this.hopperModule = loadHopperModule();
@@ -116,6 +116,9 @@ final class CudaKernels {
                 if (CudaAttention.hasPrefill(d, k)) {
                     maxDynamicShared(k.name(d), k.smem(d));
                 }
+            }
+            for (CudaAttention.PrefillKernel k : CudaAttention.INVARIANT) {
+                maxDynamicShared(k.name(d), k.smem(d));
             }
         }
     }

@@ -18,7 +18,9 @@ import sps2.gpu.AttentionBatch;
  */
 final class CudaPrepared implements AttentionBatch.Prepared {
     static final int TILE_MIN_ROWS = 16;
-    static final int[] TILE_ROWS = {64, 128, 256};
+    /** Tile heights; 16-row tiles hold one short sequence each (the batch-invariant decode kernel), the others cut long ones. */
+    static final int[] TILE_ROWS = {16, 64, 128, 256};
+    static final int SHORT_TILE_ROWS = 16;
 
     private final CudaBackend owner;
     private final CudaTensor ints;
@@ -132,7 +134,7 @@ final class CudaPrepared implements AttentionBatch.Prepared {
                 int bq = TILE_ROWS[t];
                 List<long[]> tiles = new ArrayList<>();
                 for (int i = 0; i < s; i++) {
-                    if (batch.qLen()[i] < TILE_MIN_ROWS) {
+                    if ((batch.qLen()[i] < TILE_MIN_ROWS) != (bq == SHORT_TILE_ROWS) || batch.qLen()[i] == 0) {
                         continue;
                     }
                     int off = batch.kvLen()[i] - batch.qLen()[i];

@@ -41,16 +41,33 @@ final class GemmPlanner {
             new GemmKernel("gemm_64x64", 64, 64, 128, 4 * (64 + 64) * 128),
             new GemmKernel("gemm_32x64", 32, 64, 128, 4 * (32 + 64) * 128));
 
-    private static final Map<String, GemmKernel> BY_NAME = Stream.of(GEMMS, WGMMAS, WGMMA_OPTIONAL).flatMap(List::stream)
+    /**
+     * Small tiles for decode-sized products of a batch-invariant device (8 stages: 28 KB of weights in flight per
+     * warp instead of the split-K or GEMV that other devices use there).
+     */
+    static final List<GemmKernel> INVARIANT_TILES = List.of(
+            new GemmKernel("gemm_16x16", 16, 16, 32, 8 * (16 + 16) * 128),
+            new GemmKernel("gemm_16x32", 16, 32, 64, 8 * (16 + 32) * 128));
+
+    private static final Map<String, GemmKernel> BY_NAME = Stream.of(GEMMS, INVARIANT_TILES, WGMMAS, WGMMA_OPTIONAL).flatMap(List::stream)
             .collect(Collectors.toUnmodifiableMap(GemmKernel::name, g -> g));
 
     /**
-     * The device as the planner sees it: its multiprocessors, whether the wgmma kernels are in use, and the
-     * {@link #WGMMA_OPTIONAL} kernels that passed the start-up check.
+     * The device as the planner sees it: its multiprocessors, whether the wgmma kernels are in use, the
+     * {@link #WGMMA_OPTIONAL} kernels that passed the start-up check, and whether products must be batch-invariant.
      */
-    record Device(int multiprocessors, boolean hopper, List<GemmKernel> optional) {
+    record Device(int multiprocessors, boolean hopper, List<GemmKernel> optional, boolean batchInvariant) {
         Device {
             optional = List.copyOf(optional);
+        }
+
+        Device(int multiprocessors, boolean hopper, List<GemmKernel> optional) {
+            this(multiprocessors, hopper, optional, false);
+        }
+
+        /** This device planning batch-invariant products ({@link GemmPlanner#invariantGemm}). */
+        Device invariant(boolean on) {
+            return new Device(multiprocessors, hopper, optional, on);
         }
 
         /** A device with only the portable kernels. */
@@ -119,6 +136,9 @@ final class GemmPlanner {
         if (kernel == null) {
             if (!p.tensorCores()) {
                 kernel = "simple";
+            } else if (device.batchInvariant()) {
+                kernel = invariantGemm(m, n).name();
+                splits = 1;
             } else if (m <= 8) {
                 kernel = "gemv";
             } else {
@@ -207,6 +227,24 @@ final class GemmPlanner {
         return m <= 32 ? GEMMS.get(5) : GEMMS.get(4);
     }
 
+    /**
+     * The tile of a batch-invariant product: never split-K, a cluster pair or the GEMV, whose sums depend on the row
+     * count. Every tensor-core tile kernel adds a row's K in the same order with the same instruction results (measured
+     * on the H200 for every mma.sync and wgmma tile, any row count, operands either way: CudaInvarianceProbe), so the
+     * tile may follow the shape: small tiles while few rows would leave multiprocessors idle, then the usual choice.
+     */
+    GemmKernel invariantGemm(int m, int n) {
+        int smCount = device.multiprocessors();
+        if (m <= 64 || (m <= 128 && (long) blocks(m, 64) * blocks(n, 64) < smCount)) {
+            return (long) blocks(m, 16) * blocks(n, 32) >= smCount ? INVARIANT_TILES.get(1) : INVARIANT_TILES.get(0);
+        }
+        GemmKernel g = chooseGemm(m, n);
+        if (g == WGMMA_TMA_PAIR) {
+            return WGMMA_TMA;
+        }
+        return g.pair() ? WGMMAS.get(0) : g;
+    }
+
     /** Split-K for skinny products that leave multiprocessors idle (decode batches against tall weights). */
     int chooseSplits(GemmKernel g, int m, int n, int k) {
         int smCount = device.multiprocessors();
@@ -224,6 +262,7 @@ final class GemmPlanner {
     /** The tensor-core GEMM kernels this device runs: the portable ones, and with wgmma also those that passed. */
     List<GemmKernel> kernels() {
         List<GemmKernel> all = new ArrayList<>(GEMMS);
+        all.addAll(INVARIANT_TILES);
         if (device.hopper()) {
             all.addAll(WGMMAS);
             all.addAll(device.optional());

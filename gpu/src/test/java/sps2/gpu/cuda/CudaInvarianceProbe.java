@@ -76,8 +76,8 @@ public final class CudaInvarianceProbe {
         Tensor wAsAct = act(nOut, k, wv);
         float[] ref = rows(x, w, maxM, nOut, "gemm_128x128", 1);
         List<String> kernels = new ArrayList<>();
-        CudaBackend.GEMMS.forEach(g -> kernels.add(g.name()));
-        for (CudaBackend.GemmKernel g : java.util.stream.Stream.of(CudaBackend.WGMMAS, CudaBackend.WGMMA_OPTIONAL).flatMap(List::stream).toList()) {
+        for (GemmKernel g : java.util.stream.Stream.of(GemmPlanner.GEMMS, GemmPlanner.INVARIANT_TILES, GemmPlanner.WGMMAS, GemmPlanner.WGMMA_OPTIONAL)
+                .flatMap(List::stream).toList()) {
             kernels.add(g.name());
         }
         System.out.printf("%nGEMM %d x %d: rows 0..7 bit-equal to gemm_128x128 at M=%d (float32 out)%n", nOut, k, maxM);
@@ -161,10 +161,10 @@ public final class CudaInvarianceProbe {
             }
             Tensor q = act(len, nHeads * d, qv);
             Map<String, String> verdicts = new LinkedHashMap<>();
-            String previous = be.prefillVariant;
+            String previous = be.prefillVariant();
             System.out.printf("%nAttention (32/8 heads, d 64, 1,024 keys): rows 1016..1023, bits against one-shot prefill with the same variant%n");
-            for (CudaBackend.PrefillKernel pk : CudaBackend.PREFILLS) {
-                be.prefillVariant = pk.variant();
+            for (CudaAttention.PrefillKernel pk : CudaAttention.PREFILLS) {
+                be.prefillVariant(pk.variant());
                 float[] full = attend(q, pool, table, 0, len, len, nHeads, nKv, d);
                 float[] chunk = attend(q, pool, table, 512, 512, len, nHeads, nKv, d);
                 float[] chunk16 = attend(q, pool, table, len - 16, 16, len, nHeads, nKv, d);
@@ -175,7 +175,7 @@ public final class CudaInvarianceProbe {
                 String dd = verdict(dec, java.util.Arrays.copyOfRange(full, (len - 1) * w, len * w), 1, w);
                 verdicts.put(pk.variant(), "chunk512 " + c + ", chunk16 " + c16 + ", decode(row kernel) " + dd);
             }
-            be.prefillVariant = previous;
+            be.prefillVariant(previous);
             verdicts.forEach((k, v) -> System.out.printf("%-14s %s%n", k, v));
             q.close();
         }

@@ -123,9 +123,35 @@ class GemmPlannerTest {
     }
 
     @Test
+    void batchInvariantPlansNeverSplitKOrUseTheGemvForAnyShape() {
+        Device hopper = new Device(132, true, List.of(WGMMA_PAIR, WGMMA_TMA, WGMMA_TMA_PAIR), true);
+        Device portable = Device.portable(132).invariant(true);
+        for (Device d : List.of(hopper, portable)) {
+            GemmPlanner planner = new GemmPlanner(d);
+            for (int m : new int[] {1, 2, 7, 8, 9, 16, 17, 32, 64, 100, 128, 129, 512, 4096, 32768}) {
+                for (int n : new int[] {512, 2048, 3072, 8192, 128256}) {
+                    for (int k : new int[] {64, 2048, 8192}) {
+                        Plan p = planner.plan(Product.of(m, n, k, true));
+                        String what = m + "x" + n + "x" + k + " on " + d;
+                        assertEquals(1, p.gz(), what + ": one block per tile over all of K");
+                        assertTrue(p.form() == Form.TILED || p.form() == Form.TMA, what + ": a tile kernel, not " + p.form());
+                        assertTrue(!p.tile().pair(), what + ": no cluster pair");
+                        assertEquals((k + 63) / 64, p.kTilesPerBlock(), what + ": every K tile in the one block");
+                    }
+                }
+            }
+        }
+        assertEquals("gemm_16x16", new GemmPlanner(hopper).plan(Product.of(1, 2048, 2048, true)).function());
+        assertEquals("gemm_16x32", new GemmPlanner(hopper).plan(Product.of(1, 128256, 2048, true)).function());
+        assertEquals(Form.TMA, new GemmPlanner(hopper).plan(Product.of(4096, 2048, 2048, true)).form());
+    }
+
+    @Test
     void theKernelListFollowsTheDevice() {
-        assertEquals(GEMMS, new GemmPlanner(PORTABLE).kernels());
-        List<GemmKernel> hopper = new ArrayList<>(GEMMS);
+        List<GemmKernel> portable = new ArrayList<>(GEMMS);
+        portable.addAll(GemmPlanner.INVARIANT_TILES);
+        assertEquals(portable, new GemmPlanner(PORTABLE).kernels());
+        List<GemmKernel> hopper = new ArrayList<>(portable);
         hopper.addAll(WGMMAS);
         hopper.addAll(List.of(WGMMA_TMA));
         assertEquals(hopper, new GemmPlanner(new Device(132, true, List.of(WGMMA_TMA))).kernels());

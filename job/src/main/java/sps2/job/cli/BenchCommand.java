@@ -67,6 +67,10 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "cpu", converter = SettingConverters.Backend.class, description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
     JobSettings.BackendKind backend;
 
+    @Option(names = "--kernels", defaultValue = "invariant", converter = SettingConverters.Kernels.class,
+            description = "CUDA kernels: invariant or fast (see `serve --help`) (default: ${DEFAULT-VALUE}).")
+    JobSettings.Kernels kernels;
+
     @Option(names = "--max-requests", defaultValue = "100", description = "Replay the first N requests of the trace; 0 = all (default: ${DEFAULT-VALUE}).")
     int maxRequests;
 
@@ -307,12 +311,13 @@ public final class BenchCommand implements Callable<Integer> {
         int threads = threadsPerShard != null ? threadsPerShard : Math.max(1, cores / shards);
         return new JobSettings(modelPath.toAbsolutePath().toString(), tokenizer == null ? null : tokenizer.toAbsolutePath().toString(), "default",
                 backend, JobSettings.Mode.parse(m), shards, csa, JobSettings.AppendPolicy.TAIL, chunk, 16, blocks, blockSize, c.contextLength(), c.contextLength(),
-                "bench-" + m + "-" + UUID.randomUUID(), threads);
+                "bench-" + m + "-" + UUID.randomUUID(), threads, JobSettings.KvRecovery.RECOMPUTE, kernels);
     }
 
     private static Map<String, Object> settingsDescription(JobSettings s) {
         Map<String, Object> d = new LinkedHashMap<>();
         d.put("shards", s.shards());
+        d.put("kernels", s.backend() == JobSettings.BackendKind.CUDA ? s.kernels().toString() : "cpu (invariant)");
         d.put("csa", s.csa().name());
         d.put("chunk_size", s.chunkSize());
         d.put("min_segment", s.minSegment());

@@ -55,6 +55,11 @@ public final class JobOptions {
             description = "After a restart: recompute (prefill running requests again from their token history) or snapshot (keep K/V values in keyed state and put them back; sps2 mode) (default: ${DEFAULT-VALUE}).")
     public JobSettings.KvRecovery kvRecovery;
 
+    @Option(names = "--kernels", defaultValue = "invariant", converter = SettingConverters.Kernels.class,
+            description = "CUDA kernels: invariant (a row's bits do not depend on its batch or chunking: the same tokens in every mode and after "
+                    + "a recovery) or fast (GEMV and split-K for small batches: faster decode, tokens may differ with batching) (default: ${DEFAULT-VALUE}).")
+    public JobSettings.Kernels kernels;
+
     /** The checkpoint interval asked for, or the command's own default when none was. */
     public long checkpointIntervalMs(long commandDefault) {
         if (checkpointIntervalMs != null && checkpointIntervalMs < 0) {
@@ -67,6 +72,6 @@ public final class JobOptions {
         int threads = threadsPerShard > 0 ? threadsPerShard : Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, spDegree));
         return new JobSettings(model.toAbsolutePath().toString(), tokenizer == null ? null : tokenizer.toAbsolutePath().toString(), modelName,
                 backend, mode, spDegree, csa, appendPolicy, chunkSize, minSegment, kvBlocks, blockSize, maxTokensCap, Integer.MAX_VALUE,
-                "sps2-" + UUID.randomUUID(), threads, kvRecovery);
+                "sps2-" + UUID.randomUUID(), threads, kvRecovery, kernels);
     }
 }

@@ -28,6 +28,9 @@ public final class ModelOptions {
     @Option(names = "--backend", description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
     public String backend = "cpu";
 
+    @Option(names = "--kernels", description = "CUDA kernels: invariant (a row's bits independent of its batch) or fast (default: ${DEFAULT-VALUE}).")
+    public String kernels = "invariant";
+
     @Option(names = "--threads", description = "CPU backend threads (0 = all cores).")
     public int threads = 0;
 
@@ -38,6 +41,7 @@ public final class ModelOptions {
             case "--tokenizer" -> tokenizer = a.path();
             case "--backend" -> backend = a.string();
             case "--threads" -> threads = a.integer();
+            case "--kernels" -> kernels = a.string();
             default -> throw new QuickArgs.Unclear();
         }
     }
@@ -57,7 +61,8 @@ public final class ModelOptions {
     }
 
     public Backend openBackend() {
-        return Backends.create(sps2.operators.JobSettings.BackendKind.parse(backend), 0, threads);
+        return Backends.create(sps2.operators.JobSettings.BackendKind.parse(backend), 0, threads,
+                sps2.operators.JobSettings.Kernels.parse(kernels));
     }
 
     /** Uploads the weights with a progress bar on stderr when the model is large enough to wait for. */

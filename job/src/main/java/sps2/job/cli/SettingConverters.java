@@ -35,7 +35,14 @@ final class SettingConverters {
         }
     }
 
-    static final class Append implements ITypeConverter<JobSettings.AppendPolicy> {
+    static final class Kernels implements ITypeConverter<JobSettings.Kernels> {
+        @Override
+        public JobSettings.Kernels convert(String value) {
+            return SettingConverters.convert(JobSettings.Kernels::parse, value);
+        }
+    }
+
+        static final class Append implements ITypeConverter<JobSettings.AppendPolicy> {
         @Override
         public JobSettings.AppendPolicy convert(String value) {
             return SettingConverters.convert(JobSettings.AppendPolicy::parse, value);

@@ -17,10 +17,10 @@ public final class Backends {
         return kind == JobSettings.BackendKind.CUDA ? CudaBackends.deviceOf(shard) : shard;
     }
 
-    public static Backend create(JobSettings.BackendKind kind, int device, int cpuThreads) {
+    public static Backend create(JobSettings.BackendKind kind, int device, int cpuThreads, JobSettings.Kernels kernels) {
         return switch (kind) {
             case CPU -> new CpuBackend(cpuThreads > 0 ? cpuThreads : Runtime.getRuntime().availableProcessors());
-            case CUDA -> CudaBackends.create(device);
+            case CUDA -> CudaBackends.create(device, kernels == JobSettings.Kernels.INVARIANT);
         };
     }
 }

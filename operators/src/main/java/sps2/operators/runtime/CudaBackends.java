@@ -23,7 +23,7 @@ final class CudaBackends {
         return shard % Math.max(1, count[0]);
     }
 
-    static Backend create(int device) {
-        return new CudaBackend(device);
+    static Backend create(int device, boolean batchInvariant) {
+        return new CudaBackend(device, batchInvariant);
     }
 }

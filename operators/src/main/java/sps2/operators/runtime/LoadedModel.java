@@ -39,7 +39,7 @@ public final class LoadedModel implements AutoCloseable {
 
     /** The shared model for these settings on device {@code device}, loading it on first use. */
     public static LoadedModel acquire(JobSettings settings, int device) {
-        String key = settings.modelPath() + "|" + settings.backend() + "|" + device;
+        String key = settings.modelPath() + "|" + settings.backend() + "|" + settings.kernels() + "|" + device;
         synchronized (LOADED) {
             LoadedModel m = LOADED.get(key);
             if (m == null) {
@@ -47,7 +47,7 @@ public final class LoadedModel implements AutoCloseable {
                 ModelWeights weights = ModelLoader.load(Path.of(settings.modelPath()));
                 Tokenizer tok = Tokenizers.find(Path.of(settings.modelPath()),
                         settings.tokenizerPath() == null ? null : Path.of(settings.tokenizerPath()), weights).orElse(null);
-                Backend backend = Backends.create(settings.backend(), device, settings.threadsPerShard());
+                Backend backend = Backends.create(settings.backend(), device, settings.threadsPerShard(), settings.kernels());
                 LlamaModel model = new LlamaModel(backend, weights, null);
                 m = new LoadedModel(key, backend, model, tok);
                 LOADED.put(key, m);
