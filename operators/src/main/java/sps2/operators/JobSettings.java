@@ -139,12 +139,12 @@ public record JobSettings(
                 maxTokensCap, contextLength, runtimeId, threadsPerShard, KvRecovery.RECOMPUTE);
     }
 
-    /** Settings with the invariant kernels. */
+    /** Settings with the fast kernels (the invariant ones have not yet run on a GPU: docs/gpu-notes.md "Session 4"). */
     public JobSettings(String modelPath, String tokenizerPath, String modelName, BackendKind backend, Mode mode, int shards, CsaPolicy csa,
             AppendPolicy appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
             String runtimeId, int threadsPerShard, KvRecovery kvRecovery) {
         this(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks, blockSize,
-                maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, Kernels.INVARIANT);
+                maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, Kernels.FAST);
     }
 
     public JobSettings {

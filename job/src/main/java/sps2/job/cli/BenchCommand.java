@@ -67,7 +67,7 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "cpu", converter = SettingConverters.Backend.class, description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
     JobSettings.BackendKind backend;
 
-    @Option(names = "--kernels", defaultValue = "invariant", converter = SettingConverters.Kernels.class,
+    @Option(names = "--kernels", defaultValue = "fast", converter = SettingConverters.Kernels.class,
             description = "CUDA kernels: invariant or fast (see `serve --help`) (default: ${DEFAULT-VALUE}).")
     JobSettings.Kernels kernels;
 

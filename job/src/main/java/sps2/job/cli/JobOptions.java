@@ -55,9 +55,9 @@ public final class JobOptions {
             description = "After a restart: recompute (prefill running requests again from their token history) or snapshot (keep K/V values in keyed state and put them back; sps2 mode) (default: ${DEFAULT-VALUE}).")
     public JobSettings.KvRecovery kvRecovery;
 
-    @Option(names = "--kernels", defaultValue = "invariant", converter = SettingConverters.Kernels.class,
+    @Option(names = "--kernels", defaultValue = "fast", converter = SettingConverters.Kernels.class,
             description = "CUDA kernels: invariant (a row's bits do not depend on its batch or chunking: the same tokens in every mode and after "
-                    + "a recovery) or fast (GEMV and split-K for small batches: faster decode, tokens may differ with batching) (default: ${DEFAULT-VALUE}).")
+                    + "a recovery) or fast (GEMV and split-K for small batches, tokens may differ with batching); invariant has not yet run on a GPU (default: ${DEFAULT-VALUE}).")
     public JobSettings.Kernels kernels;
 
     /** The checkpoint interval asked for, or the command's own default when none was. */

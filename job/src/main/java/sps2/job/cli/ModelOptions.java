@@ -29,7 +29,7 @@ public final class ModelOptions {
     public String backend = "cpu";
 
     @Option(names = "--kernels", description = "CUDA kernels: invariant (a row's bits independent of its batch) or fast (default: ${DEFAULT-VALUE}).")
-    public String kernels = "invariant";
+    public String kernels = "fast";
 
     @Option(names = "--threads", description = "CPU backend threads (0 = all cores).")
     public int threads = 0;
