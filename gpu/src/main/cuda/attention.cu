@@ -256,9 +256,15 @@ __device__ __forceinline__ void fold_weights(float a, float b, float& wa, float&
     }
 }
 
+// Explicitly rounded products and sum: the compiler may not contract them into an FMA in one kernel and not in
+// another, so the in-register fold and attn_fold_segments round alike.
 __device__ __forceinline__ float fold_value(float acc, float wa, float p, float wb) {
-    return (wa == 0.f ? 0.f : acc * wa) + (wb == 0.f ? 0.f : p * wb);
+    return __fadd_rn(wa == 0.f ? 0.f : __fmul_rn(acc, wa), wb == 0.f ? 0.f : __fmul_rn(p, wb));
 }
+
+// A segment's normalized output and natural-log lse from its running sums (m in log2 units).
+__device__ __forceinline__ float seg_out(float o, float inv) { return __fmul_rn(o, inv); }
+__device__ __forceinline__ float seg_lse(float m, float l) { return l > 0.f ? __fmul_rn(__fadd_rn(m, log2f(l)), LN2) : -INFINITY; }
 
 // One warp per (short work item, head): out/lse of row wRow[w] = the fold of its segments 0..segs-1
 // (po[z][row][h][d], plse[z][row][h], rows = every row of the batch).
@@ -415,7 +421,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
                 for (int hh = 0; hh < 2; hh++) {
                     float l = row_sum(mt, hh);
                     float inv = l > 0.f ? 1.f / l : 0.f;
-                    float pl = l > 0.f ? (mrow[mt][hh] + log2f(l)) * LN2 : -INFINITY;
+                    float pl = seg_lse(mrow[mt][hh], l);
                     float wa, wb, nl;
                     fold_weights(flse[mt][hh], pl, wa, wb, nl);
 #pragma unroll
@@ -423,7 +429,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
 #pragma unroll
                         for (int e = 0; e < 2; e++) {
                             float& f = fo[mt][dn][2 * hh + e];
-                            f = fold_value(f, wa, o[mt][dn][2 * hh + e] * inv, wb);
+                            f = fold_value(f, wa, seg_out(o[mt][dn][2 * hh + e], inv), wb);
                             o[mt][dn][2 * hh + e] = 0.f;
                         }
                     }
@@ -612,10 +618,10 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
 #pragma unroll
                 for (int dn = 0; dn < D / 8; dn++) {
                     int d = dn * 8 + (lane & 3) * 2;
-                    po[at * D + d] = o[mt][dn][2 * hh] * inv;
-                    po[at * D + d + 1] = o[mt][dn][2 * hh + 1] * inv;
+                    po[at * D + d] = seg_out(o[mt][dn][2 * hh], inv);
+                    po[at * D + d + 1] = seg_out(o[mt][dn][2 * hh + 1], inv);
                 }
-                if ((lane & 3) == 0) plse[at] = l > 0.f ? (mrow[mt][hh] + log2f(l)) * LN2 : -INFINITY;
+                if ((lane & 3) == 0) plse[at] = seg_lse(mrow[mt][hh], l);
                 continue;
             }
 #pragma unroll
