@@ -1,4 +1,4 @@
-package sps2.job.bench;
+package sps2.bench.trace;
 
 /**
  * What the client saw of one request. Times are milliseconds on the client's clock since the replay started.

@@ -1,4 +1,4 @@
-package sps2.job.cli;
+package sps2.bench.cli;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,4 +1,4 @@
-package sps2.job.bench;
+package sps2.bench.trace;
 
 /**
  * One request of a serving trace in the Mooncake format: one JSON object per line,

@@ -1,4 +1,4 @@
-package sps2.job.bench;
+package sps2.bench.trace;
 
 import java.util.ArrayList;
 import java.util.Arrays;

@@ -1,4 +1,4 @@
-package sps2.job.cli;
+package sps2.bench.cli;
 
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
@@ -13,6 +13,7 @@ import sps2.gpu.LlamaModel;
 import sps2.gpu.Sequence;
 import sps2.gpu.cpu.CpuBackend;
 import sps2.job.UserException;
+import sps2.job.cli.QuickArgs;
 import sps2.model.DType;
 import sps2.model.ModelConfig;
 import sps2.model.ModelLoader;

@@ -58,6 +58,10 @@ import sps2.model.tokenizer.Tokenizers;
  * ours_logits_N.f32 (last-position logits of the prompt), ours_greedy_N.i32 (64 greedy tokens after it), all
  * little-endian. Timings go to stdout as {@code E2E\tkey\tms\tflops\tbytes} lines (flops and bytes are the
  * work a step cannot avoid, for the floors); checks as plain sentences.
+ *
+ * <p>It lives in the benchmarks' module, in the CUDA backend's package: it times the backend's stream and its
+ * integer tensors, which the backend keeps package-private. It loads only gpu/ and model/ classes, so
+ * scripts/gpu/run-on-device.sh carries it alone, without the job.
  */
 public final class ModelBench {
     static final String SHAPE = "llama-3.2-1b";

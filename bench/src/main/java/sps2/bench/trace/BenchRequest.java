@@ -1,4 +1,4 @@
-package sps2.job.bench;
+package sps2.bench.trace;
 
 /**
  * One request of a benchmark run, derived from a trace entry.

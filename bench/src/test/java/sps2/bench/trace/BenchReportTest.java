@@ -1,4 +1,4 @@
-package sps2.job.bench;
+package sps2.bench.trace;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

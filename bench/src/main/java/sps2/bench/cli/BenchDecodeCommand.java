@@ -1,4 +1,4 @@
-package sps2.job.cli;
+package sps2.bench.cli;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -14,6 +14,9 @@ import org.HdrHistogram.Histogram;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import sps2.job.cli.EmbeddedJob;
+import sps2.job.cli.JobOptions;
+import sps2.job.cli.SettingConverters;
 import sps2.job.client.RequestProducer;
 import sps2.job.client.TokenStreamConsumer;
 import sps2.job.embedded.EmbeddedKafka;
