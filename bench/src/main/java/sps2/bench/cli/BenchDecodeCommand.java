@@ -20,7 +20,6 @@ import sps2.job.cli.SettingConverters;
 import sps2.job.client.RequestProducer;
 import sps2.job.client.TokenStreamConsumer;
 import sps2.job.embedded.EmbeddedKafka;
-import sps2.job.embedded.Logging;
 import sps2.model.ModelConfig;
 import sps2.model.ModelLoader;
 import sps2.operators.JobSettings;
@@ -59,9 +58,6 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     @Option(names = "--long-tokens", defaultValue = "1500", description = "Tokens of each long prompt (default: ${DEFAULT-VALUE}).")
     int longTokens;
 
-    @Option(names = "--verbose", description = "Show Flink's and Kafka's own logs.")
-    boolean verbose;
-
     @Option(names = "--timeline", description = "Print each short request's token arrival times around the long prompts.")
     boolean timeline;
 
@@ -74,7 +70,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Logging.configure(verbose);
+        jobOptions.configureLogging();
         ModelConfig config = ModelLoader.load(model).config();
         List<Row> rows = new ArrayList<>();
         try (EmbeddedKafka kafka = EmbeddedKafka.start()) {
@@ -139,7 +135,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
             for (int i = 0; i < longRequests; i++) {
                 String id = "long-" + i + "-" + System.nanoTime();
                 longOnes.add(consumer.track(id));
-                producer.send(request(id, randomPrompt(rnd, longTokens, config), 1));
+                producer.send(request(id, RandomPrompts.draw(rnd, longTokens, config), 1));
             }
             producer.flush();
             long longEnd = 0;
@@ -178,7 +174,7 @@ public final class BenchDecodeCommand implements Callable<Integer> {
         for (int i = 0; i < shortRequests; i++) {
             String id = "short-" + tag + "-" + i + "-" + System.nanoTime();
             out.add(consumer.track(id));
-            producer.send(request(id, randomPrompt(rnd, shortPromptTokens, config), decodeTokens));
+            producer.send(request(id, RandomPrompts.draw(rnd, shortPromptTokens, config), decodeTokens));
         }
         producer.flush();
         return out;
@@ -187,15 +183,6 @@ public final class BenchDecodeCommand implements Callable<Integer> {
     private static GenerateRequest request(String id, List<Integer> prompt, int maxTokens) {
         return GenerateRequest.newBuilder().setRequestId(id).setPromptTokens(prompt).setMaxTokens(maxTokens).setIgnoreEos(true)
                 .setTemperature(0f).build();
-    }
-
-    private static List<Integer> randomPrompt(SplittableRandom rnd, int n, ModelConfig c) {
-        List<Integer> p = new ArrayList<>(n);
-        p.add(1);
-        for (int i = 1; i < n; i++) {
-            p.add(3 + rnd.nextInt(c.vocabSize() - 3));
-        }
-        return p;
     }
 
     /** Adds the gaps between consecutive tokens (µs) whose later token arrived within [from, to]. */

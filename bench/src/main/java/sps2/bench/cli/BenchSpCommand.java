@@ -19,7 +19,6 @@ import sps2.job.cli.JobOptions;
 import sps2.job.client.RequestProducer;
 import sps2.job.client.TokenStreamConsumer;
 import sps2.job.embedded.EmbeddedKafka;
-import sps2.job.embedded.Logging;
 import sps2.model.ModelConfig;
 import sps2.model.ModelLoader;
 import sps2.operators.JobSettings;
@@ -51,9 +50,6 @@ public final class BenchSpCommand implements Callable<Integer> {
     @Option(names = "--repeat", defaultValue = "2", description = "Prompts sent one after another per length; the first warms up (default: ${DEFAULT-VALUE}).")
     int repeat;
 
-    @Option(names = "--verbose", description = "Show Flink's and Kafka's own logs.")
-    boolean verbose;
-
     @Mixin
     JobOptions jobOptions;
 
@@ -65,7 +61,7 @@ public final class BenchSpCommand implements Callable<Integer> {
         if (degrees.isEmpty() || promptTokens.isEmpty() || maxTokens < 1 || repeat < 1) {
             throw new UserException("--degrees, --prompt-tokens, --max-tokens and --repeat need positive values.");
         }
-        Logging.configure(verbose);
+        jobOptions.configureLogging();
         ModelConfig config = ModelLoader.load(model).config();
         List<Row> rows = new ArrayList<>();
         try (EmbeddedKafka kafka = EmbeddedKafka.start()) {
@@ -99,7 +95,7 @@ public final class BenchSpCommand implements Callable<Integer> {
                 TokenStreamConsumer consumer = TokenStreamConsumer.open(kafka.bootstrapServers(), topics.tokens(), Duration.ofSeconds(30));
                 RequestProducer producer = new RequestProducer(kafka.bootstrapServers(), topics.requests())) {
             for (int n : promptTokens) {
-                List<Integer> prompt = randomPrompt(new SplittableRandom(n), n, config);
+                List<Integer> prompt = RandomPrompts.draw(new SplittableRandom(n), n, config);
                 double best = Double.MAX_VALUE;
                 double bestJob = Double.MAX_VALUE;
                 int[] tokens = null;
@@ -127,14 +123,5 @@ public final class BenchSpCommand implements Callable<Integer> {
             }
         }
         return out;
-    }
-
-    private static List<Integer> randomPrompt(SplittableRandom rnd, int n, ModelConfig c) {
-        List<Integer> p = new ArrayList<>(n);
-        p.add(1);
-        for (int i = 1; i < n; i++) {
-            p.add(3 + rnd.nextInt(c.vocabSize() - 3));
-        }
-        return p;
     }
 }
