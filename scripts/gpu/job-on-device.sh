@@ -26,7 +26,8 @@ if [[ $mode == pack ]]; then
   mvn -o -q -B -DskipTests package
   # The run needs neither PDF export (pdfbox, fontbox, graphics2d), Kafka's command-line tools (argparse4j),
   # scala-reflect nor the profiler: left out, checked by running the demo on the trimmed class path.
-  cp=$(ls job/target/sps2-job-*.jar | grep -v -- '-flink.jar' | head -1):$(cat job/target/classpath.txt):$(cat job/target/classpath-provided.txt)
+  # bench/ holds the entry point of every command (sps2.bench.Main) and the benchmarks; its class path has the job's jars.
+  cp=$(ls bench/target/sps2-bench-*.jar | head -1):$(cat bench/target/classpath.txt):$(cat bench/target/classpath-provided.txt)
   tmp=$(mktemp -d)
   python3 - "$tmp" "$cp" <<'EOF'
 import os, re, sys, zipfile
@@ -109,7 +110,7 @@ sps2() {
     --add-opens java.base/java.io=ALL-UNNAMED --add-opens java.base/java.time=ALL-UNNAMED \
     --add-opens java.base/java.util.concurrent=ALL-UNNAMED --add-opens java.base/java.util.concurrent.atomic=ALL-UNNAMED \
     --add-opens java.base/java.lang.reflect=ALL-UNNAMED --add-opens java.base/java.text=ALL-UNNAMED \
-    -Djava.io.tmpdir=/tmp -cp "$cp_" sps2.job.Main "$@" 2>&1 | grep --line-buffered -v "^WARNING: Using incubator modules"
+    -Djava.io.tmpdir=/tmp -cp "$cp_" sps2.bench.Main "$@" 2>&1 | grep --line-buffered -v "^WARNING: Using incubator modules"
 }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,temperature.gpu --format=csv,noheader || true
 set +e

@@ -33,12 +33,14 @@ if [[ $mode == pack ]]; then
   m2=${M2_REPO:-$HOME/.m2/repository}
   cd "$repo"
   mvn -o -q -B -pl gpu -am package -DskipTests
-  mvn -o -q -B -pl operators -am test-compile
+  # ModelBench lives in bench/ (with the other benchmarks); it loads only gpu/ and model/ classes.
+  mvn -o -q -B -pl operators,bench -am test-compile
   ls gpu/target/classes/sps2/gpu/cuda/ptx/*.ptx >/dev/null || { echo "no PTX built (nvcc missing?)"; exit 1; }
   mkdir -p "$carry/lib"
   rm -f "$carry"/lib/*.jar
   cp model/target/sps2-model-*.jar gpu/target/sps2-gpu-*.jar "$carry/lib/"
   jar cf "$carry/lib/sps2-gpu-tests.jar" -C gpu/target/test-classes .
+  jar cf "$carry/lib/sps2-bench-model.jar" -C bench/target/classes sps2/gpu/cuda
   # The SP dry run: the operators classes it uses (csa, placement, sp: no Flink) and its main class.
   jar cf "$carry/lib/sps2-operators-sp.jar" -C operators/target/classes sps2/operators/csa -C operators/target/classes sps2/operators/placement \
     -C operators/target/classes sps2/operators/sp -C operators/target/test-classes sps2/operators/sp

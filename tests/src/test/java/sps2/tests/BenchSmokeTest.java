@@ -19,7 +19,7 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import sps2.job.Main;
+import sps2.bench.Main;
 
 /**
  * The trace-driven benchmark end to end: 20 requests of the real Mooncake trace, lengths scaled by 0.02, replayed

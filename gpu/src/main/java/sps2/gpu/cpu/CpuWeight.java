@@ -1,7 +1,5 @@
 package sps2.gpu.cpu;
 
-import sps2.gpu.Tensor;
-
 /**
  * A weight matrix [rows = out, cols = in]. It starts row-major, as uploaded, and is packed for the vector
  * kernels of {@link Matmul} the first time they use it: panels of {@code lanes} consecutive output rows, each
@@ -15,9 +13,7 @@ import sps2.gpu.Tensor;
  * zero). Packing replaces the row-major copy: a weight is held once. Until then (the first milliseconds of a
  * process, see {@link CpuBackend}) products run on the row-major copy with scalar code, to the same bits.
  */
-final class CpuWeight implements Tensor {
-    private final int rows;
-    private final int cols;
+final class CpuWeight extends HeapMatrix {
     /** Row-major values, until packed. */
     private volatile float[] rowMajor;
     /** The packed panels, once packed. */
@@ -25,9 +21,8 @@ final class CpuWeight implements Tensor {
     private int lanes;
 
     CpuWeight(float[] rowMajor, int rows, int cols) {
+        super(rows, cols);
         this.rowMajor = rowMajor;
-        this.rows = rows;
-        this.cols = cols;
     }
 
     /** The row-major values, or null once packed. */
@@ -79,26 +74,6 @@ final class CpuWeight implements Tensor {
         for (int i = 0; i < cols; i++) {
             dst[at + i] = p[base + i * lanes];
         }
-    }
-
-    @Override
-    public int rows() {
-        return rows;
-    }
-
-    @Override
-    public int cols() {
-        return cols;
-    }
-
-    @Override
-    public boolean isInt() {
-        return false;
-    }
-
-    @Override
-    public void close() {
-        // heap memory: the garbage collector frees it
     }
 
     @Override

@@ -11,14 +11,14 @@ import java.util.Optional;
  * looked up under $SPS2_SHARED, then beside the checkout (../shared of the sps2 root), then ../shared of the
  * working directory.
  */
-final class DefaultModel {
-    static final String RELATIVE = "models/stories260K.gguf";
+public final class DefaultModel {
+    public static final String RELATIVE = "models/stories260K.gguf";
 
     private DefaultModel() {
     }
 
     /** Where the default model is looked for, in order. */
-    static List<Path> candidates() {
+    public static List<Path> candidates() {
         List<Path> candidates = new ArrayList<>();
         String shared = System.getenv("SPS2_SHARED");
         if (shared != null) {
@@ -33,7 +33,7 @@ final class DefaultModel {
     }
 
     /** The first candidate that exists. */
-    static Optional<Path> find() {
+    public static Optional<Path> find() {
         return candidates().stream().filter(Files::exists).findFirst();
     }
 }

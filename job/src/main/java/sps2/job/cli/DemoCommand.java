@@ -17,7 +17,6 @@ import sps2.job.UserException;
 import sps2.job.client.RequestProducer;
 import sps2.job.client.TokenStreamConsumer;
 import sps2.job.embedded.EmbeddedKafka;
-import sps2.job.embedded.Logging;
 import sps2.model.ModelLoader;
 import sps2.model.ModelWeights;
 import sps2.model.tokenizer.TextStream;
@@ -45,6 +44,9 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--model", description = "Model checkpoint; default: a small random-weight model that sps2 writes itself.")
     Path model;
 
+    @Mixin
+    JobOptions jobOptions;
+
     @Option(names = "--max-tokens", defaultValue = "128", description = "Tokens to generate at most (default: ${DEFAULT-VALUE}).")
     int maxTokens;
 
@@ -67,15 +69,9 @@ public final class DemoCommand implements Callable<Integer> {
             description = "Serve the job's metrics for Prometheus on this port while the demo runs; 0: no endpoint (default: ${DEFAULT-VALUE}).")
     int metricsPort;
 
-    @Option(names = "--verbose", description = "Show Flink's and Kafka's own logs.")
-    boolean verbose;
-
-    @Mixin
-    JobOptions jobOptions;
-
     @Override
     public Integer call() throws Exception {
-        Logging.configure(verbose);
+        jobOptions.configureLogging();
         String text = promptFile != null ? GenerateCommand.promptText(null, promptFile) : prompt;
         Path modelPath = model;
         if (modelPath == null && DefaultModel.find().isPresent()) {

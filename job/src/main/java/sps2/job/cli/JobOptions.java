@@ -4,9 +4,10 @@ import java.nio.file.Path;
 import java.util.UUID;
 
 import picocli.CommandLine.Option;
+import sps2.job.embedded.Logging;
 import sps2.operators.JobSettings;
 
-/** Options of the commands that run the sps2 Flink job (demo, serve, bench). */
+/** Options of the commands that run the sps2 Flink job (demo, serve, bench-decode, bench-sp). */
 public final class JobOptions {
     @Option(names = "--tokenizer", description = "Tokenizer file; default: the GGUF's vocabulary or a tokenizer next to the model.")
     public Path tokenizer;
@@ -59,6 +60,14 @@ public final class JobOptions {
             description = "CUDA kernels: invariant (a row's bits do not depend on its batch or chunking: the same tokens in every mode and after "
                     + "a recovery) or fast (GEMV and split-K for small batches, tokens may differ with batching); invariant has not yet run on a GPU (default: ${DEFAULT-VALUE}).")
     public JobSettings.Kernels kernels;
+
+    @Option(names = "--verbose", description = "Show Flink's and Kafka's own logs.")
+    public boolean verbose;
+
+    /** Sets the console's log levels from --verbose (Logging.configure): first thing in a command. */
+    public void configureLogging() {
+        Logging.configure(verbose);
+    }
 
     /** The checkpoint interval asked for, or the command's own default when none was. */
     public long checkpointIntervalMs(long commandDefault) {

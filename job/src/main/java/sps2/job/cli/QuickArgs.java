@@ -13,10 +13,10 @@ import java.util.Set;
  * checks the two agree on every option). Whatever it is not sure of (help, an unknown or repeated option, a value
  * that does not parse, a missing required option) makes it give up, and picocli parses the same line and reports.
  */
-final class QuickArgs {
+public final class QuickArgs {
     /** This line needs picocli. */
-    static final class Unclear extends Exception {
-        Unclear() {
+    public static final class Unclear extends Exception {
+        public Unclear() {
             super(null, null, false, false);
         }
     }
@@ -27,12 +27,12 @@ final class QuickArgs {
     private String name;
     private String inline;
 
-    QuickArgs(String[] args) {
+    public QuickArgs(String[] args) {
         this.args = args;
     }
 
     /** Moves to the next option; false at the end of the line. */
-    boolean next() throws Unclear {
+    public boolean next() throws Unclear {
         if (at == args.length) {
             return false;
         }
@@ -47,7 +47,7 @@ final class QuickArgs {
     }
 
     /** The current option's name. */
-    String name() {
+    public String name() {
         return name;
     }
 
@@ -59,7 +59,7 @@ final class QuickArgs {
     }
 
     /** The value of a repeatable option. */
-    String each() throws Unclear {
+    public String each() throws Unclear {
         if (inline != null) {
             return inline;
         }
@@ -69,16 +69,16 @@ final class QuickArgs {
         return args[at++];
     }
 
-    String string() throws Unclear {
+    public String string() throws Unclear {
         once();
         return each();
     }
 
-    Path path() throws Unclear {
+    public Path path() throws Unclear {
         return Path.of(string());
     }
 
-    int integer() throws Unclear {
+    public int integer() throws Unclear {
         try {
             return Integer.parseInt(string());
         } catch (NumberFormatException e) {
@@ -86,7 +86,7 @@ final class QuickArgs {
         }
     }
 
-    long longValue() throws Unclear {
+    public long longValue() throws Unclear {
         try {
             return Long.parseLong(string());
         } catch (NumberFormatException e) {
@@ -94,7 +94,7 @@ final class QuickArgs {
         }
     }
 
-    float floatValue() throws Unclear {
+    public float floatValue() throws Unclear {
         try {
             return Float.parseFloat(string());
         } catch (NumberFormatException e) {
@@ -102,7 +102,7 @@ final class QuickArgs {
         }
     }
 
-    double doubleValue() throws Unclear {
+    public double doubleValue() throws Unclear {
         try {
             return Double.parseDouble(string());
         } catch (NumberFormatException e) {
@@ -111,7 +111,7 @@ final class QuickArgs {
     }
 
     /** A flag: present means true; {@code --flag=value} is picocli's. */
-    boolean flag() throws Unclear {
+    public boolean flag() throws Unclear {
         once();
         if (inline != null) {
             throw new Unclear();
@@ -120,7 +120,7 @@ final class QuickArgs {
     }
 
     /** A required option that the line did not give. */
-    static <T> T required(T value) throws Unclear {
+    public static <T> T required(T value) throws Unclear {
         if (value == null) {
             throw new Unclear();
         }

@@ -22,7 +22,6 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import sps2.job.Sps2Job;
-import sps2.job.embedded.Logging;
 import sps2.operators.JobSettings;
 import sps2.operators.io.KafkaIo;
 import sps2.operators.io.KafkaTopics;
@@ -54,6 +53,9 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "Model checkpoint (on every task manager's file system).")
     Path model;
 
+    @Mixin
+    JobOptions jobOptions;
+
     @Option(names = "--topic-prefix", defaultValue = "", description = "Prefix of the sps2 topics (default: none).")
     String topicPrefix;
 
@@ -82,15 +84,9 @@ public final class ServeCommand implements Callable<Integer> {
                     + "(default: ${DEFAULT-VALUE}). On a cluster, flink-conf/config.yaml sets the reporter.")
     int metricsPort;
 
-    @Option(names = "--verbose", description = "Show Flink's and Kafka's own logs.")
-    boolean verbose;
-
-    @Mixin
-    JobOptions jobOptions;
-
     @Override
     public Integer call() throws Exception {
-        Logging.configure(verbose);
+        jobOptions.configureLogging();
         KafkaTopics topics = KafkaTopics.withPrefix(topicPrefix);
         createMissingTopics(topics);
         JobSettings settings = jobOptions.settings(model);
