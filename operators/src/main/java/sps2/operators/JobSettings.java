@@ -2,6 +2,8 @@ package sps2.operators;
 
 import java.io.Serializable;
 
+import sps2.gpu.Backend;
+import sps2.gpu.Backends;
 import sps2.operators.csa.CsaPolicy;
 
 /**
@@ -65,6 +67,22 @@ public record JobSettings(
 
         public static BackendKind parse(String s) {
             return JobSettings.parse(BackendKind.class, s, "backend");
+        }
+
+        /**
+         * The device a shard computes on: on the CPU every shard is its own device (its own backend and threads), on
+         * CUDA shard i uses GPU i mod the GPU count, and the shards on one GPU share its backend and weights.
+         */
+        public int deviceOf(int shard) {
+            return this == CUDA ? Backends.cudaDeviceOf(shard) : shard;
+        }
+
+        /** Opens this backend on {@code device}; {@code cpuThreads} is the CPU backend's thread count (0: one per processor). */
+        public Backend open(int device, int cpuThreads) {
+            return switch (this) {
+                case CPU -> Backends.cpu(cpuThreads);
+                case CUDA -> Backends.cuda(device);
+            };
         }
 
         @Override

@@ -15,7 +15,7 @@ import sps2.model.ModelLoader;
 import sps2.model.ModelWeights;
 import sps2.model.tokenizer.Tokenizer;
 import sps2.model.tokenizer.Tokenizers;
-import sps2.operators.runtime.Backends;
+import sps2.operators.JobSettings;
 
 /** Options shared by the commands that load a model. */
 public final class ModelOptions {
@@ -57,7 +57,7 @@ public final class ModelOptions {
     }
 
     public Backend openBackend() {
-        return Backends.create(sps2.operators.JobSettings.BackendKind.parse(backend), 0, threads);
+        return JobSettings.BackendKind.parse(backend).open(0, threads);
     }
 
     /** Uploads the weights with a progress bar on stderr when the model is large enough to wait for. */

@@ -58,7 +58,7 @@ public final class ShardRuntime {
         synchronized (RUNTIMES) {
             ShardRuntime r = RUNTIMES.get(key);
             if (r == null) {
-                LoadedModel m = LoadedModel.acquire(settings, Backends.deviceOf(settings.backend(), shard));
+                LoadedModel m = LoadedModel.acquire(settings, settings.backend().deviceOf(shard));
                 KvPool pool = m.backend().allocateKvPool(m.model().config().nLayers(), m.model().config().kvDim(),
                         settings.kvBlocks(), settings.blockSize());
                 r = new ShardRuntime(key, m, m.model(), pool);
