@@ -33,9 +33,9 @@ import sps2.model.ModelConfig;
 import sps2.operators.JobSettings;
 import sps2.operators.feedback.FeedbackChannel;
 import sps2.operators.messages.Admitted;
-import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StepResult;
+import sps2.operators.messages.StepSeq;
 import sps2.operators.placement.Segmenter;
 import sps2.schemas.FinishReason;
 import sps2.schemas.TokenEvent;
@@ -204,7 +204,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         restoredStatePending = false;
         int again = 0;
         long maxArrival = -1;
-        Map<Integer, List<SeqWork>> restore = new LinkedHashMap<>();
+        Map<Integer, List<StepSeq>> restore = new LinkedHashMap<>();
         for (Map.Entry<String, RequestState> e : requests.entries()) {
             RequestState r = e.getValue();
             maxArrival = Math.max(maxArrival, r.arrival);
@@ -220,7 +220,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
                     r.stepInFlight = false;
                 }
                 for (int i = 0; i < r.peers.length; i++) {
-                    SeqWork w = baseWork(e.getKey(), r);
+                    StepSeq w = baseWork(e.getKey(), r);
                     w.tokens = new int[0];
                     w.blockTable = r.blockTables[i];
                     w.kvBefore = r.kvTokens[i];
@@ -406,10 +406,10 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
             r.kvTokens = new int[k];
             r.phase = RequestState.PREFILL;
             r.prefillStartMs = System.currentTimeMillis();
-            Map<Integer, List<SeqWork>> perShard = new LinkedHashMap<>();
+            Map<Integer, List<StepSeq>> perShard = new LinkedHashMap<>();
             for (int i = 0; i < k; i++) {
-                SeqWork w = baseWork(id, r);
-                w.mode = SeqWork.PREFILL;
+                StepSeq w = baseWork(id, r);
+                w.mode = StepSeq.PREFILL;
                 w.tokens = Arrays.copyOfRange(history, bounds[i], bounds[i + 1]);
                 w.startPos = bounds[i];
                 w.blockTable = tables[i];
@@ -454,7 +454,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
             }
         }
         int[] members = memberSet.stream().mapToInt(Integer::intValue).toArray();
-        Map<Integer, List<SeqWork>> perShard = new LinkedHashMap<>();
+        Map<Integer, List<StepSeq>> perShard = new LinkedHashMap<>();
         for (int m : members) {
             perShard.put(m, new ArrayList<>());
         }
@@ -466,8 +466,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
             int last = r.generated[r.generated.length - 1];
             for (int m : members) {
                 int i = indexOf(r.peers, m);
-                SeqWork w = baseWork(e.getKey(), r);
-                w.mode = SeqWork.DECODE;
+                StepSeq w = baseWork(e.getKey(), r);
+                w.mode = StepSeq.DECODE;
                 w.tokens = new int[] {last};
                 w.startPos = pos;
                 w.peers = r.peers;
@@ -538,7 +538,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
     /** sarathi: per worker, decodes first, then the partial prefill, then new prefills, up to the chunk budget. */
     private void scheduleSarathi(List<Map.Entry<String, RequestState>> all) throws Exception {
         long iteration = nextIteration++;
-        Map<Integer, List<SeqWork>> perShard = new LinkedHashMap<>();
+        Map<Integer, List<StepSeq>> perShard = new LinkedHashMap<>();
         int[] budget = new int[settings.shards()];
         Arrays.fill(budget, settings.chunkSize());
         List<Map.Entry<String, RequestState>> byArrival = new ArrayList<>(all);
@@ -548,8 +548,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
             RequestState r = e.getValue();
             if (r.phase == RequestState.DECODE && budget[r.peers[0]] > 0) {
                 int worker = r.peers[0];
-                SeqWork w = baseWork(e.getKey(), r);
-                w.mode = SeqWork.DECODE;
+                StepSeq w = baseWork(e.getKey(), r);
+                w.mode = StepSeq.DECODE;
                 w.tokens = new int[] {r.generated[r.generated.length - 1]};
                 w.startPos = r.kvTokens[0];
                 w.kvBefore = r.kvTokens[0];
@@ -581,8 +581,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
                 }
                 int[] history = r.history();
                 int take = Math.min(budget[worker], history.length - r.prefilled);
-                SeqWork w = baseWork(e.getKey(), r);
-                w.mode = SeqWork.PREFILL;
+                StepSeq w = baseWork(e.getKey(), r);
+                w.mode = StepSeq.PREFILL;
                 w.tokens = Arrays.copyOfRange(history, r.prefilled, r.prefilled + take);
                 w.startPos = r.prefilled;
                 w.kvBefore = r.prefilled;
@@ -600,24 +600,24 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
     }
 
     /** Sends one iteration's steps, one record per shard, and tracks it until every shard has reported. */
-    private void issue(long iteration, boolean prefill, Map<Integer, List<SeqWork>> perShard) {
+    private void issue(long iteration, boolean prefill, Map<Integer, List<StepSeq>> perShard) {
         issue(iteration, prefill, perShard, false, new int[0]);
     }
 
-    private void issue(long iteration, boolean prefill, Map<Integer, List<SeqWork>> perShard, boolean restoreOnly) {
+    private void issue(long iteration, boolean prefill, Map<Integer, List<StepSeq>> perShard, boolean restoreOnly) {
         issue(iteration, prefill, perShard, restoreOnly, new int[0]);
     }
 
     /** @param members decode with sequence parallelism: the shards that exchange partial attention, ascending */
-    private void issue(long iteration, boolean prefill, Map<Integer, List<SeqWork>> perShard, boolean restoreOnly, int[] members) {
+    private void issue(long iteration, boolean prefill, Map<Integer, List<StepSeq>> perShard, boolean restoreOnly, int[] members) {
         if (perShard.isEmpty()) {
             return;
         }
         int rows = 0;
         long issued = System.nanoTime();
-        for (Map.Entry<Integer, List<SeqWork>> e : perShard.entrySet()) {
-            emit(iteration, e.getKey(), prefill, e.getValue().toArray(new SeqWork[0]), restoreOnly, members, issued);
-            for (SeqWork w : e.getValue()) {
+        for (Map.Entry<Integer, List<StepSeq>> e : perShard.entrySet()) {
+            emit(iteration, e.getKey(), prefill, e.getValue().toArray(new StepSeq[0]), restoreOnly, members, issued);
+            for (StepSeq w : e.getValue()) {
                 rows += w.rows();
             }
         }
@@ -652,16 +652,16 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         return true;
     }
 
-    private static void fillSingleWorker(SeqWork w, RequestState r) {
+    private static void fillSingleWorker(StepSeq w, RequestState r) {
         w.blockTable = r.blockTables[0];
         w.peers = r.peers;
         w.peerIndex = 0;
         w.sample = true;
     }
 
-    private SeqWork baseWork(String id, RequestState r) {
+    private StepSeq baseWork(String id, RequestState r) {
         Admitted a = r.request;
-        SeqWork w = new SeqWork();
+        StepSeq w = new StepSeq();
         w.requestId = id;
         w.promptTokens = a.promptTokens.length;
         w.maxTokens = a.maxTokens;
@@ -680,7 +680,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         return w;
     }
 
-    private void emit(long iteration, int shard, boolean prefill, SeqWork[] seqs, boolean restoreOnly, int[] members, long issued) {
+    private void emit(long iteration, int shard, boolean prefill, StepSeq[] seqs, boolean restoreOnly, int[] members, long issued) {
         ShardStep step = new ShardStep();
         step.issuedNanos = issued;
         step.members = members;

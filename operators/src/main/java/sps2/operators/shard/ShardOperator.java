@@ -25,12 +25,12 @@ import sps2.model.generation.StopRule;
 import sps2.model.tokenizer.Tokenizer;
 import sps2.operators.JobSettings;
 import sps2.operators.feedback.FeedbackChannel;
-import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StepResult;
-import sps2.operators.runtime.IterationContext;
+import sps2.operators.messages.StepSeq;
 import sps2.operators.runtime.Readiness;
 import sps2.operators.runtime.ShardRuntime;
+import sps2.operators.runtime.StepContext;
 import sps2.operators.state.KvEntry;
 import sps2.operators.state.KvEntrySerializer;
 import sps2.operators.testing.FaultInjector;
@@ -140,7 +140,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
     public void processElement(ShardStep step, Context ctx, Collector<StepResult> out) throws Exception {
         long started = System.nanoTime();
         dropReleased(step);
-        for (SeqWork w : step.seqs) {
+        for (StepSeq w : step.seqs) {
             putBackKv(w.requestId);
         }
         if (step.restoreOnly) {
@@ -197,7 +197,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         Tokenizer tok = runtime.loaded().tokenizer().orElse(null); // none: token ids only, no end-of-sequence token
         long now = System.currentTimeMillis();
         for (int i = 0; i < o.tokens().length; i++) {
-            SeqWork w = step.seqs[o.sampledSeqs()[i]];
+            StepSeq w = step.seqs[o.sampledSeqs()[i]];
             int token = o.tokens()[i];
             int position = w.startPos + w.rows();
             String piece = tok == null ? "" : tok.decode(w.tokens[w.rows() - 1], token);
@@ -256,9 +256,9 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
     private ShardEngine.Observer recorder(ShardStep step) {
         return new ShardEngine.Observer() {
             @Override
-            public void kvStored(int layer, IterationContext ic) {
+            public void kvStored(int layer, StepContext sc) {
                 try {
-                    recordKv(layer, ic);
+                    recordKv(layer, sc);
                 } catch (Exception e) {
                     throw new IllegalStateException("Recording the KV of layer " + layer + " in keyed state failed", e);
                 }
@@ -271,16 +271,16 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         };
     }
 
-    private void recordKv(int layer, IterationContext ic) throws Exception {
+    private void recordKv(int layer, StepContext sc) throws Exception {
         ModelConfig c = runtime.model().config();
         int kvDim = c.kvDim();
         int bs = runtime.pool().blockSize();
-        float[] k = new float[ic.rows() * kvDim];
-        float[] v = new float[ic.rows() * kvDim];
-        runtime.backend().read(ic.ws.k, 0, k, 0, ic.rows());
-        runtime.backend().read(ic.ws.v, 0, v, 0, ic.rows());
-        for (int s = 0; s < ic.step.seqs.length; s++) {
-            SeqWork w = ic.step.seqs[s];
+        float[] k = new float[sc.rows() * kvDim];
+        float[] v = new float[sc.rows() * kvDim];
+        runtime.backend().read(sc.ws.k, 0, k, 0, sc.rows());
+        runtime.backend().read(sc.ws.v, 0, v, 0, sc.rows());
+        for (int s = 0; s < sc.step.seqs.length; s++) {
+            StepSeq w = sc.step.seqs[s];
             if (!w.appendKv) {
                 continue;
             }
@@ -289,7 +289,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
             for (int i = 0; i < n; i++) {
                 slots[i] = BlockAllocator.slot(w.blockTable, bs, w.kvBefore + i);
             }
-            int from = ic.rowStart[s] * kvDim;
+            int from = sc.rowStart[s] * kvDim;
             float[] rowsK = Arrays.copyOfRange(k, from, from + n * kvDim);
             float[] rowsV = Arrays.copyOfRange(v, from, from + n * kvDim);
             KvEntry e = kvState[layer].get(w.requestId);
