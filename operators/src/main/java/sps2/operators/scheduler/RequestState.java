@@ -1,6 +1,9 @@
 package sps2.operators.scheduler;
 
+import java.util.Arrays;
+
 import sps2.operators.messages.Admitted;
+import sps2.operators.messages.StepSeq;
 
 /**
  * The scheduler's keyed state of one request: everything needed to resume it from scratch after a
@@ -34,11 +37,52 @@ public class RequestState {
     public RequestState() {
     }
 
+    /** How many tokens have been generated. */
+    public int outputs() {
+        return generated.length;
+    }
+
+    /** The token generated last. */
+    public int lastToken() {
+        return generated[generated.length - 1];
+    }
+
+    /** Records the next generated token and its text. */
+    public void append(int token, String piece) {
+        generated = Arrays.copyOf(generated, generated.length + 1);
+        generated[generated.length - 1] = token;
+        text = text + piece;
+    }
+
     /** Prompt followed by the tokens generated so far. */
     public int[] history() {
-        int[] h = java.util.Arrays.copyOf(request.promptTokens, request.promptTokens.length + generated.length);
+        int[] h = Arrays.copyOf(request.promptTokens, request.promptTokens.length + generated.length);
         System.arraycopy(generated, 0, h, request.promptTokens.length, generated.length);
         return h;
+    }
+
+    /**
+     * This request's part of a step, with what every step carries (sampling parameters, progress, timestamps);
+     * the caller sets the tokens and where their KV goes.
+     */
+    StepSeq newSeq() {
+        StepSeq w = new StepSeq();
+        w.requestId = request.requestId;
+        w.promptTokens = request.promptTokens.length;
+        w.maxTokens = request.maxTokens;
+        w.temperature = request.temperature;
+        w.topK = request.topK;
+        w.topP = request.topP;
+        w.minP = request.minP;
+        w.seed = request.seed;
+        w.ignoreEos = request.ignoreEos;
+        w.stopTokens = request.stopTokens;
+        w.stopStrings = request.stopStrings;
+        w.outputIndex = outputs();
+        w.textSoFar = text;
+        w.admittedAtMs = request.admittedAtMs;
+        w.prefillStartMs = prefillStartMs;
+        return w;
     }
 
     public int kvTotal() {
