@@ -42,7 +42,7 @@ public class StepSeq {
     public boolean ignoreEos;
     public int[] stopTokens;
     public String[] stopStrings;
-    /** Text generated so far, for stop strings (only on the sampling shard). */
+    /** The end of the text generated so far, as long as the longest stop string: all that stop strings look at. */
     public String textSoFar;
 
     public long admittedAtMs;
