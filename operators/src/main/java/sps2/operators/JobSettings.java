@@ -27,6 +27,7 @@ import sps2.operators.csa.CsaPolicy;
  * @param threadsPerShard CPU backend threads per shard
  * @param kvRecovery      how KV comes back after a restore: recompute (prefill again from the token
  *                        history) or snapshot (K/V values are kept in keyed state and put back on the device)
+ * @param hooks           observers the launcher installs (embedded runs, tests); {@link JobHooks#NONE} otherwise
  */
 public record JobSettings(
         String modelPath,
@@ -45,7 +46,8 @@ public record JobSettings(
         int contextLength,
         String runtimeId,
         int threadsPerShard,
-        KvRecovery kvRecovery) implements Serializable {
+        KvRecovery kvRecovery,
+        JobHooks hooks) implements Serializable {
 
     /** How requests are served: sequence-parallel prefill and decode, or the Sarathi-Serve baseline. */
     public enum Mode {
@@ -130,7 +132,15 @@ public record JobSettings(
                 .map(Object::toString).collect(java.util.stream.Collectors.joining(" or ")));
     }
 
-    /** Settings with KV recovery by recomputation. */
+    /** Settings without hooks. */
+    public JobSettings(String modelPath, String tokenizerPath, String modelName, BackendKind backend, Mode mode, int shards, CsaPolicy csa,
+            AppendPolicy appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
+            String runtimeId, int threadsPerShard, KvRecovery kvRecovery) {
+        this(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks, blockSize,
+                maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, JobHooks.NONE);
+    }
+
+    /** Settings with KV recovery by recomputation and no hooks. */
     public JobSettings(String modelPath, String tokenizerPath, String modelName, BackendKind backend, Mode mode, int shards, CsaPolicy csa,
             AppendPolicy appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
             String runtimeId, int threadsPerShard) {
@@ -144,6 +154,7 @@ public record JobSettings(
         java.util.Objects.requireNonNull(csa, "csa");
         java.util.Objects.requireNonNull(appendPolicy, "appendPolicy");
         java.util.Objects.requireNonNull(kvRecovery, "kvRecovery");
+        java.util.Objects.requireNonNull(hooks, "hooks");
         if (shards < 1) {
             throw new IllegalArgumentException("The number of shards must be at least 1, got " + shards);
         }
@@ -166,6 +177,12 @@ public record JobSettings(
 
     public JobSettings withKvRecovery(KvRecovery recovery) {
         return new JobSettings(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks,
-                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, recovery);
+                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, recovery, hooks);
+    }
+
+    /** The same settings with {@code more} hooks after the ones installed already. */
+    public JobSettings withHooks(JobHooks more) {
+        return new JobSettings(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks,
+                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, hooks.andThen(more));
     }
 }

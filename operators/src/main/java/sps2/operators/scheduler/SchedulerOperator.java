@@ -39,8 +39,8 @@ import sps2.schemas.TokenEvent;
  * The scheduler's Flink operator: one subtask that runs the {@link Scheduler} on its task thread. Admitted requests
  * are its input; the shards' step results come through the in-JVM feedback edge ({@link FeedbackChannel}) into this
  * task's mailbox. It gives the scheduler its keyed state (the request states, key 0), a processing-time watchdog,
- * its outputs (decode or mixed steps on the main output, sps2 prefill steps and notices on side outputs) and its
- * metrics.
+ * its outputs (decode or mixed steps on the main output, sps2 prefill steps and notices on side outputs), its
+ * metrics and the job's {@link sps2.operators.JobHooks}.
  */
 public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
         implements OneInputStreamOperator<Admitted, ShardStep>, Triggerable<Integer, VoidNamespace> {
@@ -179,12 +179,12 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
 
         @Override
         public void recovered(int resumedFromSnapshot, int prefilledAgain) {
-            Recoveries.record(settings.runtimeId(), resumedFromSnapshot, prefilledAgain);
+            settings.hooks().recovered(resumedFromSnapshot, prefilledAgain);
         }
 
         @Override
         public void iterationDone(StepTimings.Step step) {
-            StepTimings.record(settings.runtimeId(), step);
+            settings.hooks().iterationDone(step);
             if (!step.prefill()) {
                 decodeWallMs.update(Math.round(step.wallMs() * 1000));
                 decodeOverheadMs.update(Math.round(Math.max(0, step.wallMs() - step.computeMs()) * 1000));

@@ -28,12 +28,10 @@ import sps2.operators.feedback.FeedbackChannel;
 import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StepResult;
 import sps2.operators.messages.StepSeq;
-import sps2.operators.runtime.Readiness;
 import sps2.operators.runtime.ShardRuntime;
 import sps2.operators.runtime.StepContext;
 import sps2.operators.state.KvEntry;
 import sps2.operators.state.KvEntrySerializer;
-import sps2.operators.testing.FaultInjector;
 import sps2.schemas.FinishReason;
 import sps2.schemas.TokenEvent;
 
@@ -117,7 +115,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         metrics = new ShardMetrics(getRuntimeContext().getMetricGroup());
         ShardEngine e = engine;
         getRuntimeContext().getMetricGroup().gauge("decodeStepsRunAhead", (org.apache.flink.metrics.Gauge<Long>) e::stepsAhead);
-        Readiness.opened(settings.runtimeId());
+        settings.hooks().shardOpened();
         LOG.info("Shard {} of the {} pipeline is open on {}{}.", shard, pipeline, runtime.backend().name(),
                 grouped ? ", with its " + settings.shards() + "-shard group in this TaskManager" : "");
     }
@@ -132,7 +130,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         }
         if (runtime != null) {
             runtime.release();
-            Readiness.closed(settings.runtimeId());
+            settings.hooks().shardClosed();
         }
     }
 
@@ -150,7 +148,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         ShardEngine.Outcome o = engine.run(step, settings.snapshotKv() ? recorder(step) : ShardEngine.Observer.NONE);
         StepResult result = result(step, o.tokens().length, started);
         emitTokens(step, o, result, ctx);
-        FaultInjector.sampled(settings.runtimeId(), o.tokens().length);
+        settings.hooks().sampled(o.tokens().length);
         result.computeSeconds = o.computeSeconds();
         result.waitSeconds = o.waitSeconds();
         result.bytesSent = o.bytesReceived();
