@@ -22,6 +22,11 @@ public final class Backends {
         return new CudaBackend(device);
     }
 
+    /** Why this machine has no usable CUDA GPU (no driver, no device, no kernels), or null when it has one. */
+    public static String cudaUnavailableReason() {
+        return CudaBackend.unavailableReason();
+    }
+
     /**
      * The GPU that shard {@code shard} computes on: shard i uses GPU i mod the GPU count, so one task slot per GPU
      * gives every shard its own GPU, and more shards than GPUs (a dry run of 4 shards on one GPU) share them.
@@ -29,8 +34,9 @@ public final class Backends {
      * @throws IllegalArgumentException when this machine has no usable CUDA GPU, saying why
      */
     public static int cudaDeviceOf(int shard) {
-        if (!CudaBackend.isAvailable()) {
-            throw new IllegalArgumentException("The CUDA backend is unavailable: " + CudaBackend.unavailableReason());
+        String why = cudaUnavailableReason();
+        if (why != null) {
+            throw new IllegalArgumentException("The CUDA backend is unavailable: " + why);
         }
         int[] count = {0};
         JCudaDriver.cuDeviceGetCount(count);

@@ -16,11 +16,11 @@ import java.util.concurrent.Future;
 import org.junit.jupiter.api.Test;
 
 import sps2.gpu.Backend;
+import sps2.gpu.Backends;
 import sps2.gpu.KvPool;
 import sps2.gpu.LlamaModel;
 import sps2.gpu.Sequence;
 import sps2.gpu.cpu.CpuBackend;
-import sps2.gpu.cuda.CudaBackend;
 import sps2.model.DType;
 import sps2.model.ModelConfig;
 import sps2.model.ModelWeights;
@@ -168,8 +168,8 @@ class ShardEngineTest {
     /** On a GPU: the same greedy decode with recorded graphs and eagerly gives the same tokens, and graphs were recorded. */
     @Test
     void graphReplayedDecodeStepsGiveTheTokensOfEagerSteps() throws Exception {
-        assumeTrue(CudaBackend.isAvailable(), () -> "No CUDA GPU here, skipping: " + CudaBackend.unavailableReason());
-        try (Backend b = new CudaBackend(); LlamaModel m = new LlamaModel(b, w, null)) {
+        assumeTrue(Backends.cudaUnavailableReason() == null, () -> "No CUDA GPU here, skipping: " + Backends.cudaUnavailableReason());
+        try (Backend b = Backends.cuda(0); LlamaModel m = new LlamaModel(b, w, null)) {
             int[][] tokens = new int[2][];
             int graphs = 0;
             long ahead = 0;
