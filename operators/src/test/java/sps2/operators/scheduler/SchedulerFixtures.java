@@ -6,7 +6,6 @@ import java.util.Deque;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Consumer;
 
 import sps2.model.shapes.ModelShapes;
 import sps2.operators.JobSettings;
@@ -299,9 +298,5 @@ final class SchedulerFixtures {
             t[i] = FakeShards.token(a.requestId, i);
         }
         return t;
-    }
-
-    static void forEachSeq(List<ShardStep> steps, Consumer<StepSeq> action) {
-        steps.forEach(s -> java.util.Arrays.stream(s.seqs).forEach(action));
     }
 }
