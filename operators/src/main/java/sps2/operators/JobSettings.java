@@ -2,6 +2,8 @@ package sps2.operators;
 
 import java.io.Serializable;
 
+import sps2.gpu.Backend;
+import sps2.gpu.Backends;
 import sps2.operators.csa.CsaPolicy;
 
 /**
@@ -25,6 +27,7 @@ import sps2.operators.csa.CsaPolicy;
  * @param threadsPerShard CPU backend threads per shard
  * @param kvRecovery      how KV comes back after a restore: recompute (prefill again from the token
  *                        history) or snapshot (K/V values are kept in keyed state and put back on the device)
+ * @param hooks           observers the launcher installs (embedded runs, tests); {@link JobHooks#NONE} otherwise
  */
 public record JobSettings(
         String modelPath,
@@ -44,7 +47,8 @@ public record JobSettings(
         String runtimeId,
         int threadsPerShard,
         KvRecovery kvRecovery,
-        Kernels kernels) implements Serializable {
+        Kernels kernels,
+        JobHooks hooks) implements Serializable {
 
     /**
      * The CUDA kernels: invariant (a row's bits do not depend on the rest of its batch, its chunking or its
@@ -84,6 +88,25 @@ public record JobSettings(
 
         public static BackendKind parse(String s) {
             return JobSettings.parse(BackendKind.class, s, "backend");
+        }
+
+        /**
+         * The device a shard computes on: on the CPU every shard is its own device (its own backend and threads), on
+         * CUDA shard i uses GPU i mod the GPU count, and the shards on one GPU share its backend and weights.
+         */
+        public int deviceOf(int shard) {
+            return this == CUDA ? Backends.cudaDeviceOf(shard) : shard;
+        }
+
+        /**
+         * Opens this backend on {@code device}; {@code cpuThreads} is the CPU backend's thread count (0: one per
+         * processor), {@code kernels} the CUDA backend's kernel set (the CPU's are always invariant).
+         */
+        public Backend open(int device, int cpuThreads, Kernels kernels) {
+            return switch (this) {
+                case CPU -> Backends.cpu(cpuThreads);
+                case CUDA -> Backends.cuda(device, kernels == Kernels.INVARIANT);
+            };
         }
 
         @Override
@@ -131,7 +154,15 @@ public record JobSettings(
                 .map(Object::toString).collect(java.util.stream.Collectors.joining(" or ")));
     }
 
-    /** Settings with KV recovery by recomputation. */
+    /** Settings without hooks. */
+    public JobSettings(String modelPath, String tokenizerPath, String modelName, BackendKind backend, Mode mode, int shards, CsaPolicy csa,
+            AppendPolicy appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
+            String runtimeId, int threadsPerShard, KvRecovery kvRecovery, Kernels kernels) {
+        this(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks, blockSize,
+                maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, kernels, JobHooks.NONE);
+    }
+
+    /** Settings with KV recovery by recomputation and no hooks. */
     public JobSettings(String modelPath, String tokenizerPath, String modelName, BackendKind backend, Mode mode, int shards, CsaPolicy csa,
             AppendPolicy appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
             String runtimeId, int threadsPerShard) {
@@ -139,7 +170,10 @@ public record JobSettings(
                 maxTokensCap, contextLength, runtimeId, threadsPerShard, KvRecovery.RECOMPUTE);
     }
 
-    /** Settings with the fast kernels (the invariant ones have not yet run on a GPU: docs/gpu-notes.md "Session 4"). */
+    /**
+     * Settings with the fast kernels (the invariant ones have not yet run on a GPU: docs/gpu-notes.md "Session 4")
+     * and no hooks.
+     */
     public JobSettings(String modelPath, String tokenizerPath, String modelName, BackendKind backend, Mode mode, int shards, CsaPolicy csa,
             AppendPolicy appendPolicy, int chunkSize, int minSegment, int kvBlocks, int blockSize, int maxTokensCap, int contextLength,
             String runtimeId, int threadsPerShard, KvRecovery kvRecovery) {
@@ -154,6 +188,7 @@ public record JobSettings(
         java.util.Objects.requireNonNull(appendPolicy, "appendPolicy");
         java.util.Objects.requireNonNull(kvRecovery, "kvRecovery");
         java.util.Objects.requireNonNull(kernels, "kernels");
+        java.util.Objects.requireNonNull(hooks, "hooks");
         if (shards < 1) {
             throw new IllegalArgumentException("The number of shards must be at least 1, got " + shards);
         }
@@ -176,11 +211,17 @@ public record JobSettings(
 
     public JobSettings withKvRecovery(KvRecovery recovery) {
         return new JobSettings(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks,
-                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, recovery, kernels);
+                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, recovery, kernels, hooks);
     }
 
     public JobSettings withKernels(Kernels k) {
         return new JobSettings(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks,
-                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, k);
+                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, k, hooks);
+    }
+
+    /** The same settings with {@code more} hooks after the ones installed already. */
+    public JobSettings withHooks(JobHooks more) {
+        return new JobSettings(modelPath, tokenizerPath, modelName, backend, mode, shards, csa, appendPolicy, chunkSize, minSegment, kvBlocks,
+                blockSize, maxTokensCap, contextLength, runtimeId, threadsPerShard, kvRecovery, kernels, hooks.andThen(more));
     }
 }

@@ -12,8 +12,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 import sps2.operators.JobSettings;
-import sps2.operators.scheduler.Recoveries;
-import sps2.operators.testing.FaultInjector;
 import sps2.schemas.GenerateRequest;
 import sps2.schemas.TokenEvent;
 
@@ -31,9 +29,9 @@ class RecoveryTest extends JobTestBase {
         for (int i = 0; i < 6; i++) {
             requests.add(JobEndToEndTest.request("rec" + i, SequenceParallelTest.longPrompt(10 + 7 * i), 60, i % 2 == 0 ? 0f : 0.9f, 50 + i));
         }
-        JobSettings settings = JobHarness.settings(model, mode, shards, "dense").withKvRecovery(JobSettings.KvRecovery.parse(recovery));
-        FaultInjector.armOnce(settings.runtimeId(), 120);
-        try (JobHarness.RunningJob job = harness.new RunningJob(settings, 100)) {
+        try (RecoveryHooks hooks = new RecoveryHooks(120);
+                JobHarness.RunningJob job = harness.new RunningJob(JobHarness.settings(model, mode, shards, "dense")
+                        .withKvRecovery(JobSettings.KvRecovery.parse(recovery)).withHooks(hooks), 100)) {
             requests.forEach(job::send);
             job.awaitFinished(requests.stream().map(GenerateRequest::getRequestId).toList(), Duration.ofMinutes(3));
             int events = 0;
@@ -44,10 +42,10 @@ class RecoveryTest extends JobTestBase {
             int tokens = requests.stream().mapToInt(r -> job.tokens(r.getRequestId()).length).sum();
             assertTrue(events > tokens, "the injected failure should have caused replayed (duplicate) events; got " + events + " for " + tokens + " tokens");
             if (recovery.equals("snapshot")) {
-                assertTrue(Recoveries.resumedFromSnapshot(settings.runtimeId()) > 0,
+                assertTrue(hooks.resumedFromSnapshot() > 0,
                         "decoding requests should resume from the KV kept in keyed state, not be prefilled again");
             } else {
-                assertTrue(Recoveries.prefilledAgain(settings.runtimeId()) > 0, "running requests should be prefilled again");
+                assertTrue(hooks.prefilledAgain() > 0, "running requests should be prefilled again");
             }
         }
     }

@@ -2,6 +2,7 @@ package sps2.job.cli;
 
 import java.time.Duration;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.configuration.Configuration;
@@ -16,20 +17,28 @@ import org.slf4j.LoggerFactory;
 
 import sps2.job.Sps2Job;
 import sps2.job.embedded.EmbeddedFlink;
+import sps2.operators.JobHooks;
 import sps2.operators.JobSettings;
+import sps2.operators.SharedRef;
 import sps2.operators.io.KafkaIo;
-import sps2.operators.runtime.Readiness;
+import sps2.operators.scheduler.StepTimings;
 
-/** The sps2 job running on an embedded Flink cluster, for the demo, the benchmarks and local serving. */
+/**
+ * The sps2 job running on an embedded Flink cluster, for the demo, the benchmarks and local serving. Its operators
+ * run in this JVM, so the job's hooks count the shards that have opened (the job can serve once all have) and
+ * collect its iteration timings ({@link StepTimings}).
+ */
 public final class EmbeddedJob implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(EmbeddedJob.class);
 
     private final EmbeddedFlink flink;
     private final JobClient client;
+    private final SharedRef<AtomicInteger> openedShards;
 
-    private EmbeddedJob(EmbeddedFlink flink, JobClient client) {
+    private EmbeddedJob(EmbeddedFlink flink, JobClient client, SharedRef<AtomicInteger> openedShards) {
         this.flink = flink;
         this.client = client;
+        this.openedShards = openedShards;
     }
 
     /** Starts a cluster with one slot per shard, submits the job, and waits until every task runs (models loaded). */
@@ -44,19 +53,21 @@ public final class EmbeddedJob implements AutoCloseable {
             ServeCommand.prometheus(cluster, metricsPort);
         }
         EmbeddedFlink flink = EmbeddedFlink.start(EmbeddedFlink.Options.of(1, Math.max(1, settings.shards())).withExtra(cluster));
+        SharedRef<AtomicInteger> opened = SharedRef.of(new AtomicInteger(), "count of the open shards of job " + settings.runtimeId());
         try {
             Configuration conf = new Configuration();
             conf.set(PipelineOptions.GENERIC_TYPES, false);
             FaultTolerance.restartStrategy(conf);
             StreamExecutionEnvironment env = flink.createEnvironment(conf);
             configure(env, checkpointMs);
-            Sps2Job.build(env, settings, io);
+            Sps2Job.build(env, settings.withHooks(new OpenShards(opened)).withHooks(StepTimings.recorder(settings.runtimeId())), io);
             JobClient client = env.executeAsync("sps2 (" + settings.mode() + ", " + settings.shards() + " shard(s))");
-            waitUntilRunning(flink, client.getJobID(), settings, timeout);
+            waitUntilRunning(flink, client.getJobID(), settings, opened.get(), timeout);
             LOG.info("The sps2 job is running in {} mode with {} shard(s); the model is loaded.", settings.mode(), settings.shards());
-            return new EmbeddedJob(flink, client);
+            return new EmbeddedJob(flink, client, opened);
         } catch (Exception e) {
             flink.close();
+            opened.close();
             throw e;
         }
     }
@@ -75,7 +86,8 @@ public final class EmbeddedJob implements AutoCloseable {
         return trace.lines().filter(l -> l.startsWith("Caused by: ")).reduce((a, b) -> b).map(l -> l.substring("Caused by: ".length())).orElse(first);
     }
 
-    private static void waitUntilRunning(EmbeddedFlink flink, JobID id, JobSettings settings, Duration timeout) throws Exception {
+    private static void waitUntilRunning(EmbeddedFlink flink, JobID id, JobSettings settings, AtomicInteger openedShards, Duration timeout)
+            throws Exception {
         int expected = settings.shards() * (settings.sarathi() ? 1 : 2); // sps2: a prefill and a decode shard operator
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
@@ -88,7 +100,7 @@ public final class EmbeddedJob implements AutoCloseable {
             for (AccessExecutionVertex v : graph.getAllExecutionVertices()) {
                 all &= v.getExecutionState() == ExecutionState.RUNNING;
             }
-            if (all && Readiness.openedCount(settings.runtimeId()) >= expected) {
+            if (all && openedShards.get() >= expected) {
                 return;
             }
             if (System.nanoTime() > deadline) {
@@ -107,7 +119,27 @@ public final class EmbeddedJob implements AutoCloseable {
         try {
             EmbeddedFlink.cancel(client, Duration.ofSeconds(30));
         } finally {
-            flink.close();
+            try {
+                flink.close();
+            } finally {
+                openedShards.close();
+            }
+        }
+    }
+
+    /**
+     * Counts the shard operator subtasks that have finished opening (models loaded): a task reports RUNNING before
+     * its operators are open, so the task states alone do not tell when the job can serve.
+     */
+    private record OpenShards(SharedRef<AtomicInteger> count) implements JobHooks {
+        @Override
+        public void shardOpened() {
+            count.get().incrementAndGet();
+        }
+
+        @Override
+        public void shardClosed() {
+            count.get().decrementAndGet();
         }
     }
 }

@@ -15,7 +15,7 @@ import sps2.model.ModelLoader;
 import sps2.model.ModelWeights;
 import sps2.model.tokenizer.Tokenizer;
 import sps2.model.tokenizer.Tokenizers;
-import sps2.operators.runtime.Backends;
+import sps2.operators.JobSettings;
 
 /** Options shared by the commands that load a model. */
 public final class ModelOptions {
@@ -61,8 +61,7 @@ public final class ModelOptions {
     }
 
     public Backend openBackend() {
-        return Backends.create(sps2.operators.JobSettings.BackendKind.parse(backend), 0, threads,
-                sps2.operators.JobSettings.Kernels.parse(kernels));
+        return JobSettings.BackendKind.parse(backend).open(0, threads, JobSettings.Kernels.parse(kernels));
     }
 
     /** Uploads the weights with a progress bar on stderr when the model is large enough to wait for. */

@@ -1,12 +1,17 @@
 package sps2.operators.messages;
 
-/** The work of one shard in one iteration of the scheduler. */
+/**
+ * A step: one shard's slice of one iteration of the scheduler. The words used throughout: an <em>iteration</em> is
+ * what the scheduler issues at once (a prefill or a decode batch over the shards); its <em>step</em> on one shard is
+ * a {@code ShardStep}, made of one {@link StepSeq} per request it runs; the shard runs it in a
+ * {@link sps2.operators.runtime.StepContext} and answers with a {@link StepResult}.
+ */
 public class ShardStep {
     public long iteration;
     public int shard;
     /** Whether this is a prefill iteration (sequence-parallel exchange of K/V) or a decode iteration (exchange of partial attention). */
     public boolean prefill;
-    public SeqWork[] seqs;
+    public StepSeq[] seqs;
     /**
      * Decode: every shard taking part in the iteration, ascending. Each of them runs every row of the iteration
      * (rows whose request keeps no KV on a shard attend to nothing there) and merges the members' partial
@@ -30,7 +35,7 @@ public class ShardStep {
 
     public int rows() {
         int n = 0;
-        for (SeqWork s : seqs) {
+        for (StepSeq s : seqs) {
             n += s.rows();
         }
         return n;

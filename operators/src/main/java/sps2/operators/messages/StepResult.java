@@ -1,6 +1,6 @@
 package sps2.operators.messages;
 
-/** What one shard reports to the scheduler when it has finished its part of an iteration. */
+/** What one shard reports to the scheduler when it has finished its step of an iteration. */
 public class StepResult {
     public long iteration;
     public int shard;

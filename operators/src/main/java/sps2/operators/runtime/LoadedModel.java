@@ -9,7 +9,6 @@ import org.slf4j.LoggerFactory;
 
 import sps2.gpu.Backend;
 import sps2.gpu.LlamaModel;
-import sps2.gpu.cpu.CpuBackend;
 import sps2.model.ModelLoader;
 import sps2.model.ModelWeights;
 import sps2.model.tokenizer.Tokenizer;
@@ -47,7 +46,7 @@ public final class LoadedModel implements AutoCloseable {
                 ModelWeights weights = ModelLoader.load(Path.of(settings.modelPath()));
                 Tokenizer tok = Tokenizers.find(Path.of(settings.modelPath()),
                         settings.tokenizerPath() == null ? null : Path.of(settings.tokenizerPath()), weights).orElse(null);
-                Backend backend = Backends.create(settings.backend(), device, settings.threadsPerShard(), settings.kernels());
+                Backend backend = settings.backend().open(device, settings.threadsPerShard(), settings.kernels());
                 LlamaModel model = new LlamaModel(backend, weights, null);
                 m = new LoadedModel(key, backend, model, tok);
                 LOADED.put(key, m);

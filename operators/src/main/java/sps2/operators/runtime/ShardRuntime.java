@@ -13,12 +13,12 @@ import sps2.gpu.KvPool;
 import sps2.gpu.LlamaModel;
 import sps2.gpu.Tensor;
 import sps2.operators.JobSettings;
-import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
+import sps2.operators.messages.StepSeq;
 
 /**
  * What one shard holds on its device for the whole job: the shared model, its paged KV pool and the
- * contexts of the iterations in flight. Every stage operator subtask of the shard acquires the same
+ * contexts of the steps in flight. Every stage operator subtask of the shard acquires the same
  * instance (they run in one slot, pinned together by a co-location group), so own-shard data moves
  * between stages as a handle. Block 0 of the pool is never given to a request: rows whose KV must not be
  * stored (decode rows on a shard that does not append) write there.
@@ -30,7 +30,7 @@ public final class ShardRuntime {
     private final LoadedModel loaded;
     private final LlamaModel model;
     private final KvPool pool;
-    private final Map<Long, IterationContext> contexts = new ConcurrentHashMap<>();
+    private final Map<Long, StepContext> contexts = new ConcurrentHashMap<>();
     private final List<LlamaModel.Workspace> freeWorkspaces = new ArrayList<>();
     private int users;
 
@@ -58,7 +58,7 @@ public final class ShardRuntime {
         synchronized (RUNTIMES) {
             ShardRuntime r = RUNTIMES.get(key);
             if (r == null) {
-                LoadedModel m = LoadedModel.acquire(settings, Backends.deviceOf(settings.backend(), shard));
+                LoadedModel m = LoadedModel.acquire(settings, settings.backend().deviceOf(shard));
                 KvPool pool = m.backend().allocateKvPool(m.model().config().nLayers(), m.model().config().kvDim(),
                         settings.kvBlocks(), settings.blockSize());
                 r = new ShardRuntime(key, m, m.model(), pool);
@@ -73,7 +73,7 @@ public final class ShardRuntime {
         synchronized (RUNTIMES) {
             if (--users == 0) {
                 RUNTIMES.remove(key);
-                contexts.values().forEach(IterationContext::close);
+                contexts.values().forEach(StepContext::close);
                 contexts.clear();
                 synchronized (freeWorkspaces) {
                     freeWorkspaces.forEach(LlamaModel.Workspace::close);
@@ -110,8 +110,8 @@ public final class ShardRuntime {
         return pool;
     }
 
-    /** Creates the context of a new iteration on this shard: uploads ids, positions and KV slots. */
-    public IterationContext begin(ShardStep step) {
+    /** Creates the context of a new step on this shard: uploads ids, positions and KV slots. */
+    public StepContext begin(ShardStep step) {
         Backend b = backend();
         int n = step.rows();
         int[] ids = new int[n];
@@ -124,7 +124,7 @@ public final class ShardRuntime {
         int[] kvLen = new int[step.seqs.length];
         int[][] tables = new int[step.seqs.length][];
         int row = 0;
-        for (SeqWork w : step.seqs) {
+        for (StepSeq w : step.seqs) {
             qStart[s] = row;
             qLen[s] = w.rows();
             kvLen[s] = w.kvBefore + (w.appendKv ? w.rows() : 0);
@@ -140,22 +140,22 @@ public final class ShardRuntime {
         // A decode row on a shard that does not append sees all kvBefore keys: pretend its query is the
         // last of kvBefore + 1 keys by attending with qLen 1 over kvBefore keys (bottom-right causal).
         AttentionBatch batch = new AttentionBatch(qStart, qLen, kvLen, tables);
-        IterationContext ctx = new IterationContext(this, step, takeWorkspace(n), b.upload(pos), b.upload(slots), b.upload(ids),
+        StepContext ctx = new StepContext(this, step, takeWorkspace(n), b.upload(pos), b.upload(slots), b.upload(ids),
                 b.prepare(batch));
         contexts.put(step.iteration, ctx);
         return ctx;
     }
 
-    public IterationContext context(long iteration) {
-        IterationContext c = contexts.get(iteration);
+    public StepContext context(long iteration) {
+        StepContext c = contexts.get(iteration);
         if (c == null) {
-            throw new IllegalStateException("Shard " + key + " has no iteration " + iteration + " in flight");
+            throw new IllegalStateException("Shard " + key + " has no step of iteration " + iteration + " in flight");
         }
         return c;
     }
 
     public void end(long iteration) {
-        IterationContext c = contexts.remove(iteration);
+        StepContext c = contexts.remove(iteration);
         if (c != null) {
             c.close();
         }

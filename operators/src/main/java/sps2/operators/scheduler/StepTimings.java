@@ -1,14 +1,18 @@
 package sps2.operators.scheduler;
 
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CopyOnWriteArrayList;
+
+import sps2.operators.JobHooks;
 
 /**
  * Per-iteration timings the scheduler observes: wall time from issuing an iteration to its last shard's
  * result, against the compute the shards report. The difference is what the dataflow costs (hops,
- * serialization, waiting). Kept per job in this JVM for embedded benchmarks; also exported as Flink metrics.
+ * serialization, waiting). Exported as Flink metrics; collected here, per job in this JVM, only for a job
+ * whose launcher installs the {@link #recorder} hooks (the embedded launcher does, for bench-decode).
  */
 public final class StepTimings {
     /**
@@ -29,8 +33,9 @@ public final class StepTimings {
     private StepTimings() {
     }
 
-    static void record(String runtimeId, Step step) {
-        STEPS.computeIfAbsent(runtimeId, k -> java.util.Collections.synchronizedList(new java.util.ArrayList<>())).add(step);
+    /** Hooks that collect the iterations of the job with this runtime id here, for {@link #of}; the job must run in this JVM. */
+    public static JobHooks recorder(String runtimeId) {
+        return new Recorder(runtimeId);
     }
 
     /** A copy of the iterations recorded so far. */
@@ -46,5 +51,12 @@ public final class StepTimings {
 
     public static void clear(String runtimeId) {
         STEPS.remove(runtimeId);
+    }
+
+    private record Recorder(String runtimeId) implements JobHooks {
+        @Override
+        public void iterationDone(Step step) {
+            STEPS.computeIfAbsent(runtimeId, k -> Collections.synchronizedList(new ArrayList<>())).add(step);
+        }
     }
 }

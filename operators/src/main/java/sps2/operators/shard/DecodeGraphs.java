@@ -16,8 +16,8 @@ import sps2.gpu.StepGraph;
 import sps2.gpu.Tensor;
 import sps2.model.ModelConfig;
 import sps2.model.sampler.SamplingParams;
-import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
+import sps2.operators.messages.StepSeq;
 import sps2.operators.runtime.ShardRuntime;
 
 /**
@@ -60,7 +60,7 @@ final class DecodeGraphs implements AutoCloseable {
         if (step.prefill || step.restoreOnly || step.members.length > 1 || step.seqs.length == 0 || step.seqs.length > MAX_ROWS) {
             return false;
         }
-        for (SeqWork w : step.seqs) {
+        for (StepSeq w : step.seqs) {
             if (w.rows() != 1 || !w.sample || !w.appendKv) {
                 return false;
             }
@@ -119,16 +119,16 @@ final class DecodeGraphs implements AutoCloseable {
     void runAhead(ShardStep step, int[] tokens, boolean[] continues) {
         speculated = null;
         int bs = runtime.pool().blockSize();
-        java.util.List<SeqWork> next = new java.util.ArrayList<>();
+        java.util.List<StepSeq> next = new java.util.ArrayList<>();
         for (int i = 0; i < step.seqs.length; i++) {
-            SeqWork w = step.seqs[i];
+            StepSeq w = step.seqs[i];
             if (!continues[i]) {
                 continue;
             }
             if ((w.kvBefore + 1) / bs >= w.blockTable.length) {
                 return; // the next token needs a block the scheduler has not given the row yet
             }
-            SeqWork n = new SeqWork();
+            StepSeq n = new StepSeq();
             n.requestId = w.requestId;
             n.tokens = new int[] {tokens[i]};
             n.startPos = w.startPos + 1;
@@ -147,7 +147,7 @@ final class DecodeGraphs implements AutoCloseable {
             return;
         }
         ShardStep ahead = new ShardStep();
-        ahead.seqs = next.toArray(new SeqWork[0]);
+        ahead.seqs = next.toArray(new StepSeq[0]);
         Bucket bucket = bucketFor(ahead, false);
         if (bucket == null || bucket.graph == null || bucket.failed) {
             return;
@@ -172,8 +172,8 @@ final class DecodeGraphs implements AutoCloseable {
                 return false;
             }
             for (int i = 0; i < real.seqs.length; i++) {
-                SeqWork a = step.seqs[i];
-                SeqWork b = real.seqs[i];
+                StepSeq a = step.seqs[i];
+                StepSeq b = real.seqs[i];
                 if (!a.requestId.equals(b.requestId) || a.tokens[0] != b.tokens[0] || a.startPos != b.startPos || a.kvBefore != b.kvBefore
                         || !Arrays.equals(a.blockTable, b.blockTable) || !a.sampling().equals(b.sampling())) {
                     return false;
@@ -186,7 +186,7 @@ final class DecodeGraphs implements AutoCloseable {
     /** The bucket of a step's shape; made (and, if full, the least recently used dropped) when {@code create}. */
     private Bucket bucketFor(ShardStep step, boolean create) {
         int maxBlocks = 1;
-        for (SeqWork w : step.seqs) {
+        for (StepSeq w : step.seqs) {
             maxBlocks = Math.max(maxBlocks, w.blockTable.length);
         }
         int rows = roundUp(step.seqs.length);
@@ -269,7 +269,7 @@ final class DecodeGraphs implements AutoCloseable {
                 qStart[i] = i;
                 qLen[i] = 1;
                 if (i < n) {
-                    SeqWork w = step.seqs[i];
+                    StepSeq w = step.seqs[i];
                     id[i] = w.tokens[0];
                     pos[i] = w.startPos;
                     slot[i] = BlockAllocator.slot(w.blockTable, bs, w.kvBefore);

@@ -13,13 +13,13 @@ import sps2.model.ModelConfig;
 import sps2.model.sampler.SamplingParams;
 import sps2.operators.csa.CsaPolicy;
 import sps2.operators.csa.KvExchange;
-import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
-import sps2.operators.runtime.IterationContext;
+import sps2.operators.messages.StepSeq;
 import sps2.operators.runtime.ShardRuntime;
+import sps2.operators.runtime.StepContext;
 
 /**
- * One shard's part of an iteration, through every layer, on its {@link ShardRuntime}'s device — with no Flink in
+ * One shard's step of an iteration ({@link ShardStep}), through every layer, on its {@link ShardRuntime}'s device — with no Flink in
  * it. The Flink shard operator and the in-process sequence-parallel runner both drive it, so the algorithm exists
  * once:
  *
@@ -60,12 +60,12 @@ public final class ShardEngine implements AutoCloseable {
         Observer NONE = new Observer() {
         };
 
-        /** Layer {@code layer}'s K/V of the step's rows are in ic.ws.k / ic.ws.v (and in the pool). */
-        default void kvStored(int layer, IterationContext ic) {
+        /** Layer {@code layer}'s K/V of the step's rows are in sc.ws.k / sc.ws.v (and in the pool). */
+        default void kvStored(int layer, StepContext sc) {
         }
 
-        /** After the last layer, before sampling: ic.ws.x holds the final hidden state of every row. */
-        default void hidden(IterationContext ic) {
+        /** After the last layer, before sampling: sc.ws.x holds the final hidden state of every row. */
+        default void hidden(StepContext sc) {
         }
 
         /** Whether this observer needs {@link #kvStored} (then the step is not replayed from a recorded graph). */
@@ -152,7 +152,7 @@ public final class ShardEngine implements AutoCloseable {
         long sameDevice;
         long peerCopy;
         final double[] phases = new double[3];
-        IterationContext ic;
+        StepContext sc;
 
         Pass(ShardStep step, Observer observer) {
             this.step = step;
@@ -160,11 +160,11 @@ public final class ShardEngine implements AutoCloseable {
         }
 
         Outcome run() throws InterruptedException {
-            ic = runtime.begin(step);
+            sc = runtime.begin(step);
             try {
-                int n = ic.rows();
+                int n = sc.rows();
                 long t = mark();
-                model.embed(ic.ws, ic.tokens, n);
+                model.embed(sc.ws, sc.tokens, n);
                 phases[0] += since(t);
                 boolean segmented = step.prefill && step.seqs.length == 1 && step.seqs[0].peers.length > 1;
                 boolean partials = !step.prefill && step.members.length > 1;
@@ -173,25 +173,25 @@ public final class ShardEngine implements AutoCloseable {
                 }
                 for (int l = 0; l < c.nLayers(); l++) {
                     t = mark();
-                    model.project(l, ic.ws, ic.positions, n);
-                    b.kvWrite(runtime.pool(), l, ic.ws.k, ic.ws.v, ic.slots, n);
-                    observer.kvStored(l, ic);
+                    model.project(l, sc.ws, sc.positions, n);
+                    b.kvWrite(runtime.pool(), l, sc.ws.k, sc.ws.v, sc.slots, n);
+                    observer.kvStored(l, sc);
                     phases[0] += since(t);
                     if (segmented) {
                         prefillExchange(l);
                     } else {
                         t = mark();
-                        model.attend(l, ic.ws, runtime.pool(), ic.batch);
+                        model.attend(l, sc.ws, runtime.pool(), sc.batch);
                         phases[0] += since(t);
                         if (partials) {
                             decodeExchange(l);
                         }
                     }
                     t = mark();
-                    model.finishLayer(l, ic.ws, n);
+                    model.finishLayer(l, sc.ws, n);
                     phases[0] += since(t);
                 }
-                observer.hidden(ic);
+                observer.hidden(sc);
                 return sample();
             } finally {
                 runtime.end(step.iteration);
@@ -200,9 +200,9 @@ public final class ShardEngine implements AutoCloseable {
 
         /** Prefill of segment j: post K/V to the later segments, attend own, fold in the earlier ones in order. */
         private void prefillExchange(int l) throws InterruptedException {
-            SeqWork w = step.seqs[0];
+            StepSeq w = step.seqs[0];
             int j = w.peerIndex;
-            int n = ic.rows();
+            int n = sc.rows();
             long t = mark();
             // receivers whose selections are equal (every receiver under the dense policy) share one gather
             List<int[][]> distinct = new ArrayList<>();
@@ -223,8 +223,8 @@ public final class ShardEngine implements AutoCloseable {
                 receivers.get(at).add(w.peers[p]);
             }
             for (int d = 0; d < distinct.size(); d++) {
-                CompactKv kv = KvExchange.gather(b, ic.ws.k, ic.ws.v, c.nKvHeads(), c.headSize(), distinct.get(d));
-                long bytes = KvExchange.bytes(kv, c.headSize(), b.wireType(ic.ws.k));
+                CompactKv kv = KvExchange.gather(b, sc.ws.k, sc.ws.v, c.nKvHeads(), c.headSize(), distinct.get(d));
+                long bytes = KvExchange.bytes(kv, c.headSize(), b.wireType(sc.ws.k));
                 Handoff h = new Handoff(b, new Tensor[] {kv.k(), kv.v()}, b.fence(), bytes, receivers.get(d).size(), kv.maxLen(), kv.lens(), null);
                 for (int to : receivers.get(d)) {
                     exchange.post(step.iteration, l, shard, to, h);
@@ -232,13 +232,13 @@ public final class ShardEngine implements AutoCloseable {
             }
             phases[1] += since(t);
             t = mark();
-            model.attend(l, ic.ws, runtime.pool(), ic.batch);
+            model.attend(l, sc.ws, runtime.pool(), sc.batch);
             phases[0] += since(t);
             t = mark();
             for (int i = 0; i < j; i++) {
                 Handoff h = take(l, w.peers[i]);
                 Tensor[] kv = h.read(b);
-                KvExchange.attendAndMerge(model, ic.ws, n, new CompactKv(kv[0], kv[1], h.maxLen(), h.lens()));
+                KvExchange.attendAndMerge(model, sc.ws, n, new CompactKv(kv[0], kv[1], h.maxLen(), h.lens()));
                 h.done(b, kv);
             }
             phases[2] += since(t);
@@ -246,13 +246,13 @@ public final class ShardEngine implements AutoCloseable {
 
         /** Decode with several members: post own partial, then merge every member's in member order. */
         private void decodeExchange(int l) throws InterruptedException {
-            int n = ic.rows();
+            int n = sc.rows();
             int qDim = c.nHeads() * c.headSize();
             long t = mark();
             Tensor att = b.allocate(n, qDim);
             Tensor lse = b.allocateFloat(n, c.nHeads());
-            b.copyRows(att, 0, ic.ws.att, 0, n);
-            b.copyRows(lse, 0, ic.ws.lse, 0, n);
+            b.copyRows(att, 0, sc.ws.att, 0, n);
+            b.copyRows(lse, 0, sc.ws.lse, 0, n);
             long bytes = (long) n * (qDim * b.wireType(att).bytes() + c.nHeads() * Float.BYTES);
             String[] order = l == 0 ? rowRequests() : null;
             Handoff own = new Handoff(b, new Tensor[] {att, lse}, b.fence(), bytes, step.members.length, 0, null, order);
@@ -272,10 +272,10 @@ public final class ShardEngine implements AutoCloseable {
                 }
                 Tensor[] p = h.read(b);
                 if (first) {
-                    b.copyRows(ic.ws.att, 0, p[0], 0, n);
-                    b.copyRows(ic.ws.lse, 0, p[1], 0, n);
+                    b.copyRows(sc.ws.att, 0, p[0], 0, n);
+                    b.copyRows(sc.ws.lse, 0, p[1], 0, n);
                 } else {
-                    b.mergeAttention(ic.ws.att, ic.ws.lse, p[0], p[1], n, c.nHeads(), c.headSize());
+                    b.mergeAttention(sc.ws.att, sc.ws.lse, p[0], p[1], n, c.nHeads(), c.headSize());
                 }
                 h.done(b, p);
                 first = false;
@@ -314,20 +314,20 @@ public final class ShardEngine implements AutoCloseable {
             int[] seqs = sampling.stream().mapToInt(Integer::intValue).toArray();
             int[] tokens = new int[seqs.length];
             long t = mark();
-            int chunk = Math.min(256, ic.ws.capacity);
+            int chunk = Math.min(256, sc.ws.capacity);
             for (int from = 0; from < seqs.length; from += chunk) {
                 int count = Math.min(chunk, seqs.length - from);
                 int[] rows = new int[count];
                 SamplingParams[] params = new SamplingParams[count];
                 int[] positions = new int[count];
                 for (int i = 0; i < count; i++) {
-                    SeqWork w = step.seqs[seqs[from + i]];
-                    rows[i] = ic.rowStart[seqs[from + i]] + w.rows() - 1;
+                    StepSeq w = step.seqs[seqs[from + i]];
+                    rows[i] = sc.rowStart[seqs[from + i]] + w.rows() - 1;
                     params[i] = w.sampling();
                     positions[i] = w.startPos + w.rows();
                 }
-                model.logits(ic.ws, rows);
-                int[] got = b.sample(ic.ws.logits, count, params, positions);
+                model.logits(sc.ws, rows);
+                int[] got = b.sample(sc.ws.logits, count, params, positions);
                 System.arraycopy(got, 0, tokens, from, count);
             }
             b.sync();

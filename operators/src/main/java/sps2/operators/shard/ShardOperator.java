@@ -25,15 +25,13 @@ import sps2.model.generation.StopRule;
 import sps2.model.tokenizer.Tokenizer;
 import sps2.operators.JobSettings;
 import sps2.operators.feedback.FeedbackChannel;
-import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StepResult;
-import sps2.operators.runtime.IterationContext;
-import sps2.operators.runtime.Readiness;
+import sps2.operators.messages.StepSeq;
 import sps2.operators.runtime.ShardRuntime;
+import sps2.operators.runtime.StepContext;
 import sps2.operators.state.KvEntry;
 import sps2.operators.state.KvEntrySerializer;
-import sps2.operators.testing.FaultInjector;
 import sps2.schemas.FinishReason;
 import sps2.schemas.TokenEvent;
 
@@ -117,7 +115,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         metrics = new ShardMetrics(getRuntimeContext().getMetricGroup());
         ShardEngine e = engine;
         getRuntimeContext().getMetricGroup().gauge("decodeStepsRunAhead", (org.apache.flink.metrics.Gauge<Long>) e::stepsAhead);
-        Readiness.opened(settings.runtimeId());
+        settings.hooks().shardOpened();
         LOG.info("Shard {} of the {} pipeline is open on {}{}.", shard, pipeline, runtime.backend().name(),
                 grouped ? ", with its " + settings.shards() + "-shard group in this TaskManager" : "");
     }
@@ -132,7 +130,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         }
         if (runtime != null) {
             runtime.release();
-            Readiness.closed(settings.runtimeId());
+            settings.hooks().shardClosed();
         }
     }
 
@@ -140,7 +138,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
     public void processElement(ShardStep step, Context ctx, Collector<StepResult> out) throws Exception {
         long started = System.nanoTime();
         dropReleased(step);
-        for (SeqWork w : step.seqs) {
+        for (StepSeq w : step.seqs) {
             putBackKv(w.requestId);
         }
         if (step.restoreOnly) {
@@ -150,7 +148,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         ShardEngine.Outcome o = engine.run(step, settings.snapshotKv() ? recorder(step) : ShardEngine.Observer.NONE);
         StepResult result = result(step, o.tokens().length, started);
         emitTokens(step, o, result, ctx);
-        FaultInjector.sampled(settings.runtimeId(), o.tokens().length);
+        settings.hooks().sampled(o.tokens().length);
         result.computeSeconds = o.computeSeconds();
         result.waitSeconds = o.waitSeconds();
         result.bytesSent = o.bytesReceived();
@@ -197,7 +195,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         Tokenizer tok = runtime.loaded().tokenizer().orElse(null); // none: token ids only, no end-of-sequence token
         long now = System.currentTimeMillis();
         for (int i = 0; i < o.tokens().length; i++) {
-            SeqWork w = step.seqs[o.sampledSeqs()[i]];
+            StepSeq w = step.seqs[o.sampledSeqs()[i]];
             int token = o.tokens()[i];
             int position = w.startPos + w.rows();
             String piece = tok == null ? "" : tok.decode(w.tokens[w.rows() - 1], token);
@@ -256,9 +254,9 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
     private ShardEngine.Observer recorder(ShardStep step) {
         return new ShardEngine.Observer() {
             @Override
-            public void kvStored(int layer, IterationContext ic) {
+            public void kvStored(int layer, StepContext sc) {
                 try {
-                    recordKv(layer, ic);
+                    recordKv(layer, sc);
                 } catch (Exception e) {
                     throw new IllegalStateException("Recording the KV of layer " + layer + " in keyed state failed", e);
                 }
@@ -271,16 +269,16 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
         };
     }
 
-    private void recordKv(int layer, IterationContext ic) throws Exception {
+    private void recordKv(int layer, StepContext sc) throws Exception {
         ModelConfig c = runtime.model().config();
         int kvDim = c.kvDim();
         int bs = runtime.pool().blockSize();
-        float[] k = new float[ic.rows() * kvDim];
-        float[] v = new float[ic.rows() * kvDim];
-        runtime.backend().read(ic.ws.k, 0, k, 0, ic.rows());
-        runtime.backend().read(ic.ws.v, 0, v, 0, ic.rows());
-        for (int s = 0; s < ic.step.seqs.length; s++) {
-            SeqWork w = ic.step.seqs[s];
+        float[] k = new float[sc.rows() * kvDim];
+        float[] v = new float[sc.rows() * kvDim];
+        runtime.backend().read(sc.ws.k, 0, k, 0, sc.rows());
+        runtime.backend().read(sc.ws.v, 0, v, 0, sc.rows());
+        for (int s = 0; s < sc.step.seqs.length; s++) {
+            StepSeq w = sc.step.seqs[s];
             if (!w.appendKv) {
                 continue;
             }
@@ -289,7 +287,7 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
             for (int i = 0; i < n; i++) {
                 slots[i] = BlockAllocator.slot(w.blockTable, bs, w.kvBefore + i);
             }
-            int from = ic.rowStart[s] * kvDim;
+            int from = sc.rowStart[s] * kvDim;
             float[] rowsK = Arrays.copyOfRange(k, from, from + n * kvDim);
             float[] rowsV = Arrays.copyOfRange(v, from, from + n * kvDim);
             KvEntry e = kvState[layer].get(w.requestId);

@@ -10,10 +10,10 @@ import sps2.gpu.WireType;
 import sps2.model.ModelConfig;
 import sps2.operators.csa.CsaPolicy;
 import sps2.operators.csa.KvExchange;
-import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
-import sps2.operators.runtime.IterationContext;
+import sps2.operators.messages.StepSeq;
 import sps2.operators.runtime.ShardRuntime;
+import sps2.operators.runtime.StepContext;
 import sps2.operators.shard.PeerExchange;
 import sps2.operators.shard.ShardEngine;
 
@@ -78,15 +78,15 @@ public final class InProcessSequenceParallel {
                 ShardStep step = step(tokens, bounds, peers, i, pool);
                 ShardEngine.Observer observer = new ShardEngine.Observer() {
                     @Override
-                    public void kvStored(int layer, IterationContext ic) {
+                    public void kvStored(int layer, StepContext sc) {
                         if (continueInto != null) {
-                            continueInto.importKv(layer, ic.ws.k, ic.ws.v, start, n);
+                            continueInto.importKv(layer, sc.ws.k, sc.ws.v, start, n);
                         }
                     }
 
                     @Override
-                    public void hidden(IterationContext ic) {
-                        readLogits(model, ic, start, n, from, logits);
+                    public void hidden(StepContext sc) {
+                        readLogits(model, sc, start, n, from, logits);
                     }
 
                     @Override
@@ -126,9 +126,9 @@ public final class InProcessSequenceParallel {
 
     /** Shard i's prefill step: its segment, every block of its own pool, nothing sampled. */
     private static ShardStep step(int[] tokens, int[] bounds, int[] peers, int i, KvPool pool) {
-        SeqWork w = new SeqWork();
+        StepSeq w = new StepSeq();
         w.requestId = "in-process";
-        w.mode = SeqWork.PREFILL;
+        w.mode = StepSeq.PREFILL;
         w.tokens = java.util.Arrays.copyOfRange(tokens, bounds[i], bounds[i + 1]);
         w.startPos = bounds[i];
         w.blockTable = new int[pool.blocks()];
@@ -145,26 +145,26 @@ public final class InProcessSequenceParallel {
         s.iteration = 1;
         s.shard = i;
         s.prefill = true;
-        s.seqs = new SeqWork[] {w};
+        s.seqs = new StepSeq[] {w};
         return s;
     }
 
     /** Logits of positions max(from, start) .. start+n-1 from the final hidden rows of a segment. */
-    private static void readLogits(LlamaModel model, IterationContext ic, int start, int n, int from, float[][] out) {
+    private static void readLogits(LlamaModel model, StepContext sc, int start, int n, int from, float[][] out) {
         Backend b = model.backend();
         int vocab = model.config().vocabSize();
         int lo = Math.max(from, start);
-        int cap = ic.ws.logits.rows();
+        int cap = sc.ws.logits.rows();
         for (int at = lo; at < start + n; at += cap) {
             int count = Math.min(cap, start + n - at);
             int[] rows = new int[count];
             for (int r = 0; r < count; r++) {
                 rows[r] = at + r - start;
             }
-            model.logits(ic.ws, rows);
+            model.logits(sc.ws, rows);
             for (int r = 0; r < count; r++) {
                 out[at + r - from] = new float[vocab];
-                b.read(ic.ws.logits, r, out[at + r - from], 0, 1);
+                b.read(sc.ws.logits, r, out[at + r - from], 0, 1);
             }
         }
     }

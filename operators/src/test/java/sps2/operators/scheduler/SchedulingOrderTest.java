@@ -49,11 +49,11 @@ class SchedulingOrderTest {
         }
         List<Map.Entry<String, RequestState>> shuffled = new ArrayList<>(entries);
         Collections.shuffle(shuffled, new Random(6));
-        shuffled.sort(SchedulerOperator.SCHEDULING_ORDER);
+        shuffled.sort(Scheduler.SCHEDULING_ORDER);
         List<String> order = shuffled.stream().map(Map.Entry::getKey).toList();
         assertEquals(List.of("p7", "p6", "p5", "p3", "p4", "p2", "p1", "p0"), order,
                 "Integer.MIN_VALUE is the lowest priority and goes last; equal priorities go by arrival");
-        assertEquals("p0", entries.stream().max(SchedulerOperator.SCHEDULING_ORDER).orElseThrow().getKey());
+        assertEquals("p0", entries.stream().max(Scheduler.SCHEDULING_ORDER).orElseThrow().getKey());
     }
 
     @Test
@@ -61,7 +61,7 @@ class SchedulingOrderTest {
         Admitted original = admitted(0);
         Admitted retry = admitted(5);
         retry.admittedAtMs = 99_999;
-        assertTrue(SchedulerOperator.sameRequest(original, retry));
+        assertTrue(Scheduler.sameRequest(original, retry));
         List<java.util.function.Consumer<Admitted>> changes = List.of(
                 a -> a.promptTokens = new int[] {1, 5, 10}, a -> a.maxTokens = 9, a -> a.temperature = 0.8f, a -> a.topK = 41,
                 a -> a.topP = 0.95f, a -> a.minP = 0f, a -> a.seed = 12, a -> a.ignoreEos = true, a -> a.stopTokens = new int[0],
@@ -69,7 +69,7 @@ class SchedulingOrderTest {
         for (java.util.function.Consumer<Admitted> change : changes) {
             Admitted other = admitted(0);
             change.accept(other);
-            assertFalse(SchedulerOperator.sameRequest(original, other));
+            assertFalse(Scheduler.sameRequest(original, other));
         }
     }
 }

@@ -16,11 +16,11 @@ import java.util.concurrent.Future;
 import org.junit.jupiter.api.Test;
 
 import sps2.gpu.Backend;
+import sps2.gpu.Backends;
 import sps2.gpu.KvPool;
 import sps2.gpu.LlamaModel;
 import sps2.gpu.Sequence;
 import sps2.gpu.cpu.CpuBackend;
-import sps2.gpu.cuda.CudaBackend;
 import sps2.model.DType;
 import sps2.model.ModelConfig;
 import sps2.model.ModelWeights;
@@ -28,8 +28,8 @@ import sps2.model.sampler.SamplingParams;
 import sps2.model.shapes.ModelShapes;
 import sps2.model.shapes.RandomWeights;
 import sps2.operators.csa.CsaPolicy;
-import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
+import sps2.operators.messages.StepSeq;
 import sps2.operators.runtime.ShardRuntime;
 
 /**
@@ -52,11 +52,11 @@ class ShardEngineTest {
         return t;
     }
 
-    private static SeqWork work(int[] tokens, int startPos, int[] table, int kvBefore, boolean append, int[] peers, int peerIndex,
+    private static StepSeq work(int[] tokens, int startPos, int[] table, int kvBefore, boolean append, int[] peers, int peerIndex,
             boolean sample) {
-        SeqWork s = new SeqWork();
+        StepSeq s = new StepSeq();
         s.requestId = "r";
-        s.mode = tokens.length > 1 ? SeqWork.PREFILL : SeqWork.DECODE;
+        s.mode = tokens.length > 1 ? StepSeq.PREFILL : StepSeq.DECODE;
         s.tokens = tokens;
         s.startPos = startPos;
         s.blockTable = table;
@@ -70,7 +70,7 @@ class ShardEngineTest {
         return s;
     }
 
-    private static ShardStep step(long iteration, int shard, boolean prefill, int[] members, SeqWork... seqs) {
+    private static ShardStep step(long iteration, int shard, boolean prefill, int[] members, StepSeq... seqs) {
         ShardStep s = new ShardStep();
         s.iteration = iteration;
         s.shard = shard;
@@ -109,9 +109,9 @@ class ShardEngineTest {
             try (ShardEngine e0 = new ShardEngine(r0, 0, ex, new CsaPolicy.Dense(), Duration.ofSeconds(30), false, true);
                     ShardEngine e1 = new ShardEngine(r1, 1, ex, new CsaPolicy.Dense(), Duration.ofSeconds(30), false, true)) {
                 int[] segStarts = {0, split};
-                SeqWork a = work(java.util.Arrays.copyOfRange(prompt, 0, split), 0, t0, 0, true, peers, 0, false);
+                StepSeq a = work(java.util.Arrays.copyOfRange(prompt, 0, split), 0, t0, 0, true, peers, 0, false);
                 a.segmentStarts = segStarts;
-                SeqWork bb = work(java.util.Arrays.copyOfRange(prompt, split, prompt.length), split, t1, 0, true, peers, 1, true);
+                StepSeq bb = work(java.util.Arrays.copyOfRange(prompt, split, prompt.length), split, t1, 0, true, peers, 1, true);
                 bb.segmentStarts = segStarts;
                 e0.run(step(1, 0, true, peers, a), ShardEngine.Observer.NONE);
                 int token = e1.run(step(1, 1, true, peers, bb), ShardEngine.Observer.NONE).tokens()[0];
@@ -145,7 +145,7 @@ class ShardEngineTest {
             PeerExchange ex = PeerExchange.local(2);
             try (ShardEngine e1 = new ShardEngine(ShardRuntime.standalone(m, p), 1, ex, new CsaPolicy.Dense(), Duration.ofMillis(200), false,
                     false)) {
-                SeqWork s = work(new int[] {5, 6, 7}, 3, table(1, 2), 0, true, peers, 1, true);
+                StepSeq s = work(new int[] {5, 6, 7}, 3, table(1, 2), 0, true, peers, 1, true);
                 s.segmentStarts = new int[] {0, 3};
                 IllegalStateException e = assertThrows(IllegalStateException.class, () -> e1.run(step(9, 1, true, peers, s),
                         ShardEngine.Observer.NONE));
@@ -168,8 +168,8 @@ class ShardEngineTest {
     /** On a GPU: the same greedy decode with recorded graphs and eagerly gives the same tokens, and graphs were recorded. */
     @Test
     void graphReplayedDecodeStepsGiveTheTokensOfEagerSteps() throws Exception {
-        assumeTrue(CudaBackend.isAvailable(), () -> "No CUDA GPU here, skipping: " + CudaBackend.unavailableReason());
-        try (Backend b = new CudaBackend(); LlamaModel m = new LlamaModel(b, w, null)) {
+        assumeTrue(Backends.cudaUnavailableReason() == null, () -> "No CUDA GPU here, skipping: " + Backends.cudaUnavailableReason());
+        try (Backend b = Backends.cuda(0, false); LlamaModel m = new LlamaModel(b, w, null)) {
             int[][] tokens = new int[2][];
             int graphs = 0;
             long ahead = 0;

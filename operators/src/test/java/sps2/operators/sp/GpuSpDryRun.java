@@ -8,10 +8,10 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 import sps2.gpu.Backend;
+import sps2.gpu.Backends;
 import sps2.gpu.LlamaModel;
 import sps2.gpu.Tensor;
 import sps2.gpu.cpu.CpuBackend;
-import sps2.gpu.cuda.CudaBackend;
 import sps2.model.DType;
 import sps2.model.ModelConfig;
 import sps2.model.ModelLoader;
@@ -25,7 +25,7 @@ import sps2.operators.placement.Segmenter;
 
 /**
  * Sequence-parallel prefill dry run on one GPU (issue 8, before a multi-GPU machine is lent): the
- * Llama-3.2-1B shape with random bf16 weights on {@link CudaBackend}, one random prompt per length, SP degree
+ * Llama-3.2-1B shape with random bf16 weights on the CUDA backend, one random prompt per length, SP degree
  * 1, 2 and 4 with the segment bounds of {@link Segmenter}, policies dense and strided:4, all through
  * {@link InProcessSequenceParallel#prefill}. Every shard runs on the same GPU, one after another, so the wall
  * times are the summed cost of all shards, not a speed-up. What it shows: the SP math (dense SP against
@@ -53,8 +53,8 @@ public final class GpuSpDryRun {
     public static void main(String[] args) throws Exception {
         boolean cpu = args.length > 2 && args[2].startsWith("cpu:");
         String shape = cpu ? args[2].substring(4) : GPU_SHAPE;
-        if (!cpu && !CudaBackend.isAvailable()) {
-            System.out.println("No CUDA: " + CudaBackend.unavailableReason());
+        if (!cpu && Backends.cudaUnavailableReason() != null) {
+            System.out.println("No CUDA: " + Backends.cudaUnavailableReason());
             System.exit(2);
         }
         Path work = Path.of(args.length > 0 ? args[0] : "/tmp/sps2-sp");
@@ -70,7 +70,7 @@ public final class GpuSpDryRun {
         List<String> rows = new ArrayList<>();
         String copies;
         int failures = 0;
-        try (Backend backend = cpu ? new CpuBackend(2) : new CudaBackend(0)) {
+        try (Backend backend = cpu ? new CpuBackend(2) : Backends.cuda(0, false)) {
             ModelWeights w = ModelLoader.load(ckpt);
             try (LlamaModel model = new LlamaModel(backend, w, null)) {
                 ModelConfig mc = model.config();
@@ -145,7 +145,7 @@ public final class GpuSpDryRun {
         List<float[]> cpuLogits = new ArrayList<>();
         List<float[]> gpuLogits = new ArrayList<>();
         for (boolean gpu : new boolean[] {false, true}) {
-            try (Backend b = gpu && useGpu ? new CudaBackend(0) : new CpuBackend(); LlamaModel m = new LlamaModel(b, w, null)) {
+            try (Backend b = gpu && useGpu ? Backends.cuda(0, false) : new CpuBackend(); LlamaModel m = new LlamaModel(b, w, null)) {
                 for (int degree : new int[] {1, 2, 4}) {
                     for (CsaPolicy policy : degree == 1 ? List.of((CsaPolicy) new CsaPolicy.Dense())
                             : List.of(new CsaPolicy.Dense(), new CsaPolicy.Strided(4))) {

@@ -6,14 +6,14 @@ import java.util.Map;
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.LlamaModel;
 import sps2.gpu.Tensor;
-import sps2.operators.messages.SeqWork;
 import sps2.operators.messages.ShardStep;
+import sps2.operators.messages.StepSeq;
 
 /**
- * The device-side state of one shard's iteration while the shard engine runs it: the workspace holding the
+ * The device-side state of one {@link ShardStep} while the shard engine runs it: the workspace holding the
  * residual stream and attention results, and the step's uploaded index tensors.
  */
-public final class IterationContext implements AutoCloseable {
+public final class StepContext implements AutoCloseable {
     public final ShardStep step;
     public final LlamaModel.Workspace ws;
     public final Tensor positions;
@@ -26,7 +26,7 @@ public final class IterationContext implements AutoCloseable {
     public final long startedNanos = System.nanoTime();
     private final ShardRuntime runtime;
 
-    IterationContext(ShardRuntime runtime, ShardStep step, LlamaModel.Workspace ws, Tensor positions, Tensor slots, Tensor tokens,
+    StepContext(ShardRuntime runtime, ShardStep step, LlamaModel.Workspace ws, Tensor positions, Tensor slots, Tensor tokens,
             AttentionBatch.Prepared batch) {
         this.runtime = runtime;
         this.step = step;
@@ -48,7 +48,7 @@ public final class IterationContext implements AutoCloseable {
         return step.rows();
     }
 
-    public SeqWork seq(String requestId) {
+    public StepSeq seq(String requestId) {
         Integer i = seqIndex.get(requestId);
         return i == null ? null : step.seqs[i];
     }

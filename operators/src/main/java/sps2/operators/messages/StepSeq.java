@@ -1,11 +1,11 @@
 package sps2.operators.messages;
 
 /**
- * One request's share of one shard's iteration: the tokens this shard runs through the model in this
- * step and where their KV lives. A Flink POJO (public fields, no-arg constructor) so that it is
+ * One request's part of a {@link ShardStep}: the tokens this shard runs through the model in the step and
+ * where their KV lives. A Flink POJO (public fields, no-arg constructor) so that it is
  * serialized without Kryo.
  */
-public class SeqWork {
+public class StepSeq {
     public static final int PREFILL = 0;
     public static final int DECODE = 1;
 
@@ -42,13 +42,13 @@ public class SeqWork {
     public boolean ignoreEos;
     public int[] stopTokens;
     public String[] stopStrings;
-    /** Text generated so far, for stop strings (only on the sampling shard). */
+    /** The end of the text generated so far, as long as the longest stop string: all that stop strings look at. */
     public String textSoFar;
 
     public long admittedAtMs;
     public long prefillStartMs;
 
-    public SeqWork() {
+    public StepSeq() {
     }
 
     public int rows() {
