@@ -7,14 +7,32 @@ package sps2.gpu;
  * Which blocks are free is host-side bookkeeping ({@link BlockAllocator}); the pool only stores.
  */
 public interface KvPool extends AutoCloseable {
-    int blocks();
+    /** The dimensions of a pool: layers, slot width (nKvHeads * headSize), blocks and tokens per block. */
+    record Shape(int layers, int kvDim, int blocks, int blockSize) {
+        /** Token slots per layer. */
+        public long slots() {
+            return (long) blocks * blockSize;
+        }
+    }
 
-    int blockSize();
+    Shape shape();
 
-    int layers();
+    default int blocks() {
+        return shape().blocks();
+    }
+
+    default int blockSize() {
+        return shape().blockSize();
+    }
+
+    default int layers() {
+        return shape().layers();
+    }
 
     /** Width of one K (or V) slot: nKvHeads * headSize. */
-    int kvDim();
+    default int kvDim() {
+        return shape().kvDim();
+    }
 
     /** Device bytes this pool holds. */
     long bytes();

@@ -121,11 +121,11 @@ public final class BenchDecodeCommand implements Callable<Integer> {
             Histogram during = new Histogram(3);
             // phase 1: the short requests alone (also warms up)
             List<CompletableFuture<TokenStreamConsumer.Result>> shortOnes = sendShort(consumer, producer, "alone", rnd, config);
-            int stepsBefore = StepTimings.of(settings.runtimeId()).size();
+            int stepsBefore = job.steps().size();
             for (CompletableFuture<TokenStreamConsumer.Result> f : shortOnes) {
                 record(alone, f.get(10, TimeUnit.MINUTES).arrivalNanos(), Long.MIN_VALUE, Long.MAX_VALUE);
             }
-            List<StepTimings.Step> all = new ArrayList<>(StepTimings.of(settings.runtimeId()));
+            List<StepTimings.Step> all = new ArrayList<>(job.steps());
             List<StepTimings.Step> aloneSteps = all.subList(stepsBefore, all.size());
             // phase 2: the same short load, and long prompts arriving once it decodes
             List<CompletableFuture<TokenStreamConsumer.Result>> shortAgain = sendShort(consumer, producer, "during", rnd, config);
@@ -163,7 +163,6 @@ public final class BenchDecodeCommand implements Callable<Integer> {
             double hopOut = median(aloneSteps.stream().filter(s -> !s.prefill()).mapToDouble(StepTimings.Step::hopOutMs).toArray());
             double gap = median(aloneSteps.stream().filter(s -> !s.prefill() && s.gapMs() > 0).mapToDouble(StepTimings.Step::gapMs).toArray());
             double shard = median(aloneSteps.stream().filter(s -> !s.prefill()).mapToDouble(StepTimings.Step::shardMs).toArray());
-            StepTimings.clear(settings.runtimeId());
             return new Row(settings.mode(), settings.shards(), alone, during, ttft, wall, compute, hops, hopIn, shard, hopOut, gap);
         }
     }

@@ -6,9 +6,7 @@ import sps2.gpu.KvPool;
 final class CpuKvPool implements KvPool {
     final float[][] k;
     final float[][] v;
-    private final int blocks;
-    private final int blockSize;
-    private final int kvDim;
+    private final Shape shape;
 
     CpuKvPool(int layers, int kvDim, int blocks, int blockSize) {
         long slotsFloats = (long) blocks * blockSize * kvDim;
@@ -18,29 +16,12 @@ final class CpuKvPool implements KvPool {
         }
         this.k = new float[layers][(int) slotsFloats];
         this.v = new float[layers][(int) slotsFloats];
-        this.blocks = blocks;
-        this.blockSize = blockSize;
-        this.kvDim = kvDim;
+        this.shape = new Shape(layers, kvDim, blocks, blockSize);
     }
 
     @Override
-    public int blocks() {
-        return blocks;
-    }
-
-    @Override
-    public int blockSize() {
-        return blockSize;
-    }
-
-    @Override
-    public int layers() {
-        return k.length;
-    }
-
-    @Override
-    public int kvDim() {
-        return kvDim;
+    public Shape shape() {
+        return shape;
     }
 
     @Override

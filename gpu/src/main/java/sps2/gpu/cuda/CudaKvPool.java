@@ -10,23 +10,17 @@ import sps2.gpu.KvPool;
 final class CudaKvPool implements KvPool {
     private final CudaBackend owner;
     private final CUdeviceptr base;
-    private final int layers;
-    private final int kvDim;
-    private final int blocks;
-    private final int blockSize;
+    private final Shape shape;
     private boolean closed;
 
     CudaKvPool(CudaBackend owner, CUdeviceptr base, int layers, int kvDim, int blocks, int blockSize) {
         this.owner = owner;
         this.base = base;
-        this.layers = layers;
-        this.kvDim = kvDim;
-        this.blocks = blocks;
-        this.blockSize = blockSize;
+        this.shape = new Shape(layers, kvDim, blocks, blockSize);
     }
 
     private long layerBytes() {
-        return (long) blocks * blockSize * kvDim * 2;
+        return shape.slots() * shape.kvDim() * 2;
     }
 
     CUdeviceptr k(int layer) {
@@ -47,34 +41,19 @@ final class CudaKvPool implements KvPool {
         if (closed) {
             throw new IllegalStateException("The KV pool was used after close()");
         }
-        if (layer < 0 || layer >= layers) {
-            throw new IllegalArgumentException("Layer " + layer + " is outside the KV pool's " + layers + " layers");
+        if (layer < 0 || layer >= shape.layers()) {
+            throw new IllegalArgumentException("Layer " + layer + " is outside the KV pool's " + shape.layers() + " layers");
         }
     }
 
     @Override
-    public int blocks() {
-        return blocks;
-    }
-
-    @Override
-    public int blockSize() {
-        return blockSize;
-    }
-
-    @Override
-    public int layers() {
-        return layers;
-    }
-
-    @Override
-    public int kvDim() {
-        return kvDim;
+    public Shape shape() {
+        return shape;
     }
 
     @Override
     public long bytes() {
-        return 2L * layers * layerBytes();
+        return 2L * shape.layers() * layerBytes();
     }
 
     @Override

@@ -36,20 +36,17 @@ public final class CudaTensor implements Tensor {
 
     /** A tensor in memory that a recorded graph owns ({@link CudaBackend#capture}): closing it frees nothing. */
     CudaTensor(CudaBackend owner, CUdeviceptr ptr, int rows, int cols, DType dtype, long capacity, Object graphOwned) {
+        this(owner, ptr, rows, cols, dtype, capacity, false, true);
         if (graphOwned != GRAPH_OWNED) {
             throw new IllegalArgumentException("Not a graph-owned mark");
         }
-        this.owner = owner;
-        this.ptr = ptr;
-        this.rows = rows;
-        this.cols = cols;
-        this.dtype = dtype;
-        this.capacity = capacity;
-        this.pooled = false;
-        this.graphOwned = true;
     }
 
     CudaTensor(CudaBackend owner, CUdeviceptr ptr, int rows, int cols, DType dtype, long capacity, boolean pooled) {
+        this(owner, ptr, rows, cols, dtype, capacity, pooled, false);
+    }
+
+    private CudaTensor(CudaBackend owner, CUdeviceptr ptr, int rows, int cols, DType dtype, long capacity, boolean pooled, boolean graphOwned) {
         this.owner = owner;
         this.ptr = ptr;
         this.rows = rows;
@@ -57,7 +54,7 @@ public final class CudaTensor implements Tensor {
         this.dtype = dtype;
         this.capacity = capacity;
         this.pooled = pooled;
-        this.graphOwned = false;
+        this.graphOwned = graphOwned;
     }
 
     @Override

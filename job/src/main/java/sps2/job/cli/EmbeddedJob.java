@@ -1,6 +1,9 @@
 package sps2.job.cli;
 
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -34,11 +37,13 @@ public final class EmbeddedJob implements AutoCloseable {
     private final EmbeddedFlink flink;
     private final JobClient client;
     private final SharedRef<AtomicInteger> openedShards;
+    private final SharedRef<List<StepTimings.Step>> steps;
 
-    private EmbeddedJob(EmbeddedFlink flink, JobClient client, SharedRef<AtomicInteger> openedShards) {
+    private EmbeddedJob(EmbeddedFlink flink, JobClient client, SharedRef<AtomicInteger> openedShards, SharedRef<List<StepTimings.Step>> steps) {
         this.flink = flink;
         this.client = client;
         this.openedShards = openedShards;
+        this.steps = steps;
     }
 
     /** Starts a cluster with one slot per shard, submits the job, and waits until every task runs (models loaded). */
@@ -54,20 +59,23 @@ public final class EmbeddedJob implements AutoCloseable {
         }
         EmbeddedFlink flink = EmbeddedFlink.start(EmbeddedFlink.Options.of(1, Math.max(1, settings.shards())).withExtra(cluster));
         SharedRef<AtomicInteger> opened = SharedRef.of(new AtomicInteger(), "count of the open shards of job " + settings.runtimeId());
+        SharedRef<List<StepTimings.Step>> steps = SharedRef.of(Collections.synchronizedList(new ArrayList<>()),
+                "iteration timings of job " + settings.runtimeId());
         try {
             Configuration conf = new Configuration();
             conf.set(PipelineOptions.GENERIC_TYPES, false);
             FaultTolerance.restartStrategy(conf);
             StreamExecutionEnvironment env = flink.createEnvironment(conf);
             configure(env, checkpointMs);
-            Sps2Job.build(env, settings.withHooks(new OpenShards(opened)).withHooks(StepTimings.recorder(settings.runtimeId())), io);
+            Sps2Job.build(env, settings.withHooks(new OpenShards(opened)).withHooks(new Timings(steps)), io);
             JobClient client = env.executeAsync("sps2 (" + settings.mode() + ", " + settings.shards() + " shard(s))");
             waitUntilRunning(flink, client.getJobID(), settings, opened.get(), timeout);
             LOG.info("The sps2 job is running in {} mode with {} shard(s); the model is loaded.", settings.mode(), settings.shards());
-            return new EmbeddedJob(flink, client, opened);
+            return new EmbeddedJob(flink, client, opened, steps);
         } catch (Exception e) {
             flink.close();
             opened.close();
+            steps.close();
             throw e;
         }
     }
@@ -123,6 +131,7 @@ public final class EmbeddedJob implements AutoCloseable {
                 flink.close();
             } finally {
                 openedShards.close();
+                steps.close();
             }
         }
     }
@@ -131,6 +140,20 @@ public final class EmbeddedJob implements AutoCloseable {
      * Counts the shard operator subtasks that have finished opening (models loaded): a task reports RUNNING before
      * its operators are open, so the task states alone do not tell when the job can serve.
      */
+    /** The iterations the scheduler completed so far, in order (what bench-decode reads). */
+    public List<StepTimings.Step> steps() {
+        synchronized (steps.get()) {
+            return List.copyOf(steps.get());
+        }
+    }
+
+    private record Timings(SharedRef<List<StepTimings.Step>> steps) implements JobHooks {
+        @Override
+        public void iterationDone(StepTimings.Step step) {
+            steps.get().add(step);
+        }
+    }
+
     private record OpenShards(SharedRef<AtomicInteger> count) implements JobHooks {
         @Override
         public void shardOpened() {

@@ -1,18 +1,10 @@
 package sps2.operators.scheduler;
 
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.List;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
-
-import sps2.operators.JobHooks;
-
 /**
  * Per-iteration timings the scheduler observes: wall time from issuing an iteration to its last shard's
  * result, against the compute the shards report. The difference is what the dataflow costs (hops,
- * serialization, waiting). Exported as Flink metrics; collected here, per job in this JVM, only for a job
- * whose launcher installs the {@link #recorder} hooks (the embedded launcher does, for bench-decode).
+ * serialization, waiting). Exported as Flink metrics, and handed to {@code JobHooks#iterationDone} (the embedded
+ * launcher keeps them for bench-decode).
  */
 public final class StepTimings {
     /**
@@ -28,35 +20,6 @@ public final class StepTimings {
             double hopOutMs, double gapMs) {
     }
 
-    private static final Map<String, List<Step>> STEPS = new ConcurrentHashMap<>();
-
     private StepTimings() {
-    }
-
-    /** Hooks that collect the iterations of the job with this runtime id here, for {@link #of}; the job must run in this JVM. */
-    public static JobHooks recorder(String runtimeId) {
-        return new Recorder(runtimeId);
-    }
-
-    /** A copy of the iterations recorded so far. */
-    public static List<Step> of(String runtimeId) {
-        List<Step> steps = STEPS.get(runtimeId);
-        if (steps == null) {
-            return List.of();
-        }
-        synchronized (steps) {
-            return List.copyOf(steps);
-        }
-    }
-
-    public static void clear(String runtimeId) {
-        STEPS.remove(runtimeId);
-    }
-
-    private record Recorder(String runtimeId) implements JobHooks {
-        @Override
-        public void iterationDone(Step step) {
-            STEPS.computeIfAbsent(runtimeId, k -> Collections.synchronizedList(new ArrayList<>())).add(step);
-        }
     }
 }
