@@ -76,6 +76,7 @@ EOF
   tests=$(mktemp -d)
   jar cf "$tests/sps2-gpu-tests.jar" -C gpu/target/test-classes .
   jar cf "$tests/sps2-operators-tests.jar" -C operators/target/test-classes .
+  jar cf "$tests/sps2-tests-tests.jar" -C tests/target/test-classes .
   cp "$junit" "$tests/"
   tar -C "$tests" -cJf "$main/.device-job-b/tests.tar.xz" .
   rm -rf "$tests"
@@ -124,10 +125,11 @@ m1b() { [[ -f /tmp/m1b/config.json ]] || sps2 make-model --shape llama-3.2-1b --
 if [[ $what == *tests* ]]; then
   echo "=== the CUDA tests and the shard engine's tests on the GPU"
   "$root/jre/bin/java" --add-modules jdk.incubator.vector -jar "$root"/tests/junit-platform-console-standalone-*.jar execute \
-    -cp "$cp_:$root/tests/sps2-gpu-tests.jar:$root/tests/sps2-operators-tests.jar" \
+    -cp "$cp_:$root/tests/sps2-gpu-tests.jar:$root/tests/sps2-operators-tests.jar:$root/tests/sps2-tests-tests.jar" \
     --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest \
     --select-class sps2.gpu.cuda.CudaExchangeTest --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.gpu.cuda.CudaFusedKernelsTest \
     --select-class sps2.gpu.cuda.CudaBatchInvarianceTest --select-class sps2.operators.shard.ShardEngineTest \
+    --select-class sps2.gpu.cuda.GemmPlannerTest --select-class sps2.tests.GpuRecoveryTest \
     --details=tree --disable-banner 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/tests.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
 fi
 if [[ $what == *tbt* ]]; then
