@@ -56,6 +56,38 @@ __device__ __forceinline__ uint32_t smem_u32(const void* p) {
 }
 
 // 16-byte global->shared copy; bytes beyond src_bytes (0 or 16) are zero-filled.
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes);
+
+// Two neighbouring outputs (row, col) and (row, col + 1) of a product C[M, N]: into the split-K workspace ws (slice
+// blockIdx.z, float32) when it is given, else into C as a bf16 pair when N is even, else one by one; columns past N dropped.
+__device__ __forceinline__ void store_out2(void* C, int cdt, float* ws, int M, int N, bool pairs, int row, int col, float v0, float v1) {
+    long at = (long)row * N + col;
+    if (ws != nullptr) {
+        float* w = ws + (long)blockIdx.z * M * N;
+        if (col < N) w[at] = v0;
+        if (col + 1 < N) w[at + 1] = v1;
+    } else if (cdt == DT_BF16 && pairs && col + 1 < N) {
+        *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(C) + at) = pack_bf16x2(v0, v1);
+    } else {
+        if (col < N) stf(C, cdt, at, v0);
+        if (col + 1 < N) stf(C, cdt, at + 1, v1);
+    }
+}
+
+// Rows [row0, row0 + ROWS) x 64 columns from k0 of a row-major [rows, K] bf16 matrix into a shared tile whose 16-byte
+// chunk c of row r lies at element swz(r, c): one cp.async per chunk, rows or columns out of range zero-filled.
+template <int ROWS, int THREADS, typename Swizzle>
+__device__ __forceinline__ void load_tile64(bf16* dst, const bf16* m, int row0, int rows, int K, int k0, int tid, Swizzle swz) {
+#pragma unroll
+    for (int i = tid; i < ROWS * 8; i += THREADS) {
+        int r = i >> 3, c = i & 7;
+        int gr = row0 + r, gk = k0 + c * 8;
+        bool ok = gr < rows && gk < K;
+        const bf16* src = ok ? m + (long)gr * K + gk : m;
+        cp_async16(smem_u32(dst + swz(r, c)), src, ok ? 16 : 0);
+    }
+}
+
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }

@@ -32,22 +32,8 @@ __device__ __forceinline__ void gemm_tn(void* __restrict__ C, int cdt, float* __
         bf16* sA = smem + slot * (BM + BN) * BK;
         bf16* sB = sA + BM * BK;
         const int k0 = (kt0 + kt) * BK;
-#pragma unroll
-        for (int i = tid; i < BM * 8; i += THREADS) {
-            int r = i >> 3, c = i & 7;
-            int gr = m0 + r, gk = k0 + c * 8;
-            bool ok = gr < M && gk < K;
-            const bf16* src = ok ? A + (long)gr * K + gk : A;
-            cp_async16(smem_u32(sA + swz(r, c)), src, ok ? 16 : 0);
-        }
-#pragma unroll
-        for (int i = tid; i < BN * 8; i += THREADS) {
-            int r = i >> 3, c = i & 7;
-            int gr = n0 + r, gk = k0 + c * 8;
-            bool ok = gr < N && gk < K;
-            const bf16* src = ok ? B + (long)gr * K + gk : B;
-            cp_async16(smem_u32(sB + swz(r, c)), src, ok ? 16 : 0);
-        }
+        load_tile64<BM, THREADS>(sA, A, m0, M, K, k0, tid, swz);
+        load_tile64<BN, THREADS>(sB, B, n0, N, K, k0, tid, swz);
     };
 
     float acc[MT][NT][4];
@@ -106,17 +92,7 @@ __device__ __forceinline__ void gemm_tn(void* __restrict__ C, int cdt, float* __
                 int row = m0 + wm * WM + i * 16 + (lane >> 2) + h * 8;
                 if (row >= M) continue;
                 float v0 = acc[i][j][2 * h], v1 = acc[i][j][2 * h + 1];
-                long at = (long)row * N + col;
-                if (ws != nullptr) {
-                    float* w = ws + (long)blockIdx.z * M * N;
-                    if (col < N) w[at] = v0;
-                    if (col + 1 < N) w[at + 1] = v1;
-                } else if (cdt == DT_BF16 && pairs && col + 1 < N) {
-                    *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(C) + at) = pack_bf16x2(v0, v1);
-                } else {
-                    if (col < N) stf(C, cdt, at, v0);
-                    if (col + 1 < N) stf(C, cdt, at + 1, v1);
-                }
+                store_out2(C, cdt, ws, M, N, pairs, row, col, v0, v1);
             }
         }
     }

@@ -73,17 +73,7 @@ __device__ __forceinline__ void store_tile(void* C, int cdt, float* ws, const fl
             int row = rowBase + h * 8;
             if (row >= M) continue;
             float v0 = d[4 * j + 2 * h], v1 = d[4 * j + 2 * h + 1];
-            long at = (long)row * N + col;
-            if (ws != nullptr) {
-                float* w = ws + (long)blockIdx.z * M * N;
-                if (col < N) w[at] = v0;
-                if (col + 1 < N) w[at + 1] = v1;
-            } else if (cdt == DT_BF16 && pairs && col + 1 < N) {
-                *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(C) + at) = pack_bf16x2(v0, v1);
-            } else {
-                if (col < N) stf(C, cdt, at, v0);
-                if (col + 1 < N) stf(C, cdt, at + 1, v1);
-            }
+            store_out2(C, cdt, ws, M, N, pairs, row, col, v0, v1);
         }
     }
 }
@@ -97,8 +87,7 @@ __device__ __forceinline__ void gemm_wg(void* __restrict__ C, int cdt, float* __
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const int ktAll = (K + BK - 1) / BK;
-    const int kt0 = blockIdx.z * ktPer;
-    const int ktN = min(ktPer, ktAll - kt0);
+    const int kt0 = blockIdx.z * ktPer, ktN = min(ktPer, ktAll - kt0);  // this block sums K tiles kt0 .. kt0 + ktN - 1
 
     auto load_stage = [&](int slot, int kt) {
         bf16* sA = smem + slot * (BM + BN) * BK;
