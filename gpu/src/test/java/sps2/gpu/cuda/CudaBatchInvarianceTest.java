@@ -56,11 +56,7 @@ class CudaBatchInvarianceTest {
     }
 
     private float[] randn(int n, double scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) (rnd.nextGaussian() * scale);
-        }
-        return a;
+        return TestArrays.randn(rnd, n, scale);
     }
 
     private Tensor act(int rows, int cols, float[] v) {
@@ -206,11 +202,7 @@ class CudaBatchInvarianceTest {
     }
 
     private static float[] bf16(float[] a) {
-        float[] r = new float[a.length];
-        for (int i = 0; i < a.length; i++) {
-            r[i] = Float.intBitsToFloat((HostTensor.toBf16(a[i]) & 0xffff) << 16);
-        }
-        return r;
+        return TestArrays.bf16(a);
     }
 
     /**

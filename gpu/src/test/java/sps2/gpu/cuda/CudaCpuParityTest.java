@@ -33,11 +33,7 @@ class CudaCpuParityTest extends CudaTestBase {
     }
 
     private float[] randn(int n, double scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) (rnd.nextGaussian() * scale);
-        }
-        return a;
+        return TestArrays.randn(rnd, n, scale);
     }
 
     private Pair act(int rows, int cols, float[] v) {
