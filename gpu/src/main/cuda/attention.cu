@@ -266,18 +266,22 @@ __device__ __forceinline__ float fold_value(float acc, float wa, float p, float 
 __device__ __forceinline__ float seg_out(float o, float inv) { return __fmul_rn(o, inv); }
 __device__ __forceinline__ float seg_lse(float m, float l) { return l > 0.f ? __fmul_rn(__fadd_rn(m, log2f(l)), LN2) : -INFINITY; }
 
-// One warp per (short work item, head): out/lse of row wRow[w] = the fold of its segments 0..segs-1
-// (po[z][row][h][d], plse[z][row][h], rows = every row of the batch).
+// One warp per (row r of 16-row tile t, head): out/lse of that query row = the fold of its segments 0..segs-1,
+// from po[z][t * 16 + r][h][d] and plse[z][t * 16 + r][h] (what the segment-per-block det_w1 launch wrote).
 extern "C" __global__ void attn_fold_segments(void* out, int odt, float* lse, const float* po, const float* plse,
-                                              const int* wRow, int nWork, int rows, int nHeads, int D, int segs) {
+                                              const int* tSeq, const int* qStart, const int* qLen, int tiles, int nHeads,
+                                              int D, int segs) {
     int wid = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
-    if (wid >= nWork * nHeads) return;
-    int row = wRow[wid / nHeads], h = wid % nHeads;
+    if (wid >= tiles * 16 * nHeads) return;
+    const int t = wid / (16 * nHeads), r = (wid / nHeads) % 16, h = wid % nHeads;
+    const int s = tSeq[t];
+    if (r >= qLen[s]) return;
+    const int row = qStart[s] + r, prow = t * 16 + r, rows = tiles * 16;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};  // D <= 128: lane holds d = lane + 32 i
     float fl = -INFINITY;
     for (int z = 0; z < segs; z++) {
-        long at = ((long)z * rows + row) * nHeads + h;
+        long at = ((long)z * rows + prow) * nHeads + h;
         float wa, wb, nl;
         fold_weights(fl, plse[at], wa, wb, nl);
 #pragma unroll
@@ -312,7 +316,7 @@ __device__ __forceinline__ int aswz(int row, int chunk) { return row * D + ((chu
 // SK = a warp skips (causal) key tiles that lie wholly after its last row. RS = 3: RS 2's threshold decided
 // per row instead of per warp, so that a row's bits never depend on the rows beside it.
 // SEG > 0: fixed key segments of SEG keys (see fold_weights). With gridDim.z > 1 block z covers segment z only
-// and writes its normalized partial to po/plse (indexed by the batch row; rows = all rows of the batch) for
+// and writes its normalized partial to po/plse (indexed by tile * BQ + row in the tile, over the grid's tiles) for
 // attn_fold_segments; otherwise the block folds its segments in registers.
 template <int D, int NW, int BKV, int MT, int KST, int RS = 0, int EX = 0, bool SK = false, int SEG = 0>
 __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, const bf16* q, const int* tSeq,
@@ -320,7 +324,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
                                              const bf16* kp, const bf16* vp, const int* tables, const int* tableOff,
                                              int bs, int rowStride, int maxLen, const int* lens, int nHeads,
                                              int nKvHeads, float scaleLog2, float* po = nullptr,
-                                             float* plse = nullptr, int rows = 0) {
+                                             float* plse = nullptr) {
     static_assert(SEG % BKV == 0, "segments are whole key tiles");
     // Each warp owns MT x 16 query rows; every K/V fragment read from shared memory feeds MT row tiles.
     constexpr int WR = 16 * MT, BQ = WR * NW, CH = D / 8, THREADS = NW * 32, NT8 = BKV / 8;
@@ -614,7 +618,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
             long row = qRow0 + r;
             float inv = l > 0.f ? 1.f / l : 0.f;
             if (partial) {  // segment blockIdx.z of this row, normalized, for attn_fold_segments
-                long at = ((long)blockIdx.z * rows + row) * nHeads + h;
+                long at = ((long)blockIdx.z * gridDim.y * BQ + (long)tile * BQ + r) * nHeads + h;
 #pragma unroll
                 for (int dn = 0; dn < D / 8; dn++) {
                     int d = dn * 8 + (lane & 3) * 2;
@@ -695,10 +699,10 @@ PREFILL_KERNEL_V(128, 8, 64, 1, 3, 2, 2, true, (256), attn_prefill_d128_w8_s3_al
         void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0, const int* qStart,       \
         const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp, const int* tables,                    \
         const int* tableOff, int bs, int rowStride, int maxLen, const int* lens, int nHeads, int nKvHeads,       \
-        float scaleLog2, float* po, float* plse, int rows) {                                                     \
+        float scaleLog2, float* po, float* plse) {                                                               \
         attn_prefill<D, NW, 64, 1, 2, 3, 2, true, DET_SEG>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, \
                                                            vp, tables, tableOff, bs, rowStride, maxLen, lens,    \
-                                                           nHeads, nKvHeads, scaleLog2, po, plse, rows);         \
+                                                           nHeads, nKvHeads, scaleLog2, po, plse);               \
     }
 DET_KERNEL(64, 8, (256, 2), attn_prefill_d64_det_w8)
 DET_KERNEL(64, 8, (256), attn_prefill_d64_det_w8_lb1)  // one block per SM, no spills: measured against det_w8

@@ -41,6 +41,9 @@ import sps2.schemas.GenerateRequest;
 class GpuRecoveryTest extends JobTestBase {
     private static Path dir;
     private static Path model;
+    /** The requests every case sends, and their tokens from single-process generation (computed once). */
+    private static List<GenerateRequest> requests;
+    private static java.util.Map<String, int[]> reference;
 
     @BeforeAll
     static void writeModel() throws Exception {
@@ -50,6 +53,22 @@ class GpuRecoveryTest extends JobTestBase {
         dir = Files.createTempDirectory("sps2-gpu-recovery");
         ModelConfig c = new ModelConfig(512, 1024, 2, 8, 2, 2048, 4096, 500000f, 1e-5f, false, null);
         model = RandomCheckpointWriter.write(c, "test-d64", dir, DType.BF16, 11, RandomCheckpointWriter.Progress.NONE);
+        requests = requests();
+        reference = references(requests);
+    }
+
+    private static List<GenerateRequest> requests() {
+        SplittableRandom rnd = new SplittableRandom(5);
+        List<GenerateRequest> list = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            List<Integer> prompt = new ArrayList<>();
+            for (int t = 0; t < 200 + 300 * i; t++) {
+                prompt.add(rnd.nextInt(2048));
+            }
+            list.add(GenerateRequest.newBuilder().setRequestId("gpu-rec" + i).setPromptTokens(prompt).setMaxTokens(40)
+                    .setTemperature(i % 2 == 0 ? 0f : 0.9f).setTopP(0.9f).setSeed(70 + i).setIgnoreEos(true).build());
+        }
+        return list;
     }
 
     @AfterAll
@@ -65,16 +84,6 @@ class GpuRecoveryTest extends JobTestBase {
     @CsvSource({"sps2, 1, recompute", "sps2, 1, snapshot", "sarathi, 1, recompute", "sps2, 2, recompute"})
     void aFailureMidGenerationChangesNoTokenOnTheGpu(String mode, int shards, String recovery) throws Exception {
         assumeTrue(Backends.cudaUnavailableReason() == null, () -> "No CUDA GPU here, skipping: " + Backends.cudaUnavailableReason());
-        SplittableRandom rnd = new SplittableRandom(5);
-        List<GenerateRequest> requests = new ArrayList<>();
-        for (int i = 0; i < 6; i++) {
-            List<Integer> prompt = new ArrayList<>();
-            for (int t = 0; t < 200 + 300 * i; t++) {
-                prompt.add(rnd.nextInt(2048));
-            }
-            requests.add(GenerateRequest.newBuilder().setRequestId("gpu-rec" + i).setPromptTokens(prompt).setMaxTokens(40)
-                    .setTemperature(i % 2 == 0 ? 0f : 0.9f).setTopP(0.9f).setSeed(70 + i).setIgnoreEos(true).build());
-        }
         JobSettings settings = new JobSettings(model.toString(), null, "default", JobSettings.BackendKind.CUDA, JobSettings.Mode.parse(mode), shards,
                 CsaPolicy.parse("dense"), JobSettings.AppendPolicy.TAIL, 256, 16, 1024, 16, 4096, 1 << 20, "gpu-rec-" + UUID.randomUUID(), 1,
                 JobSettings.KvRecovery.parse(recovery), JobSettings.Kernels.INVARIANT);
@@ -83,7 +92,7 @@ class GpuRecoveryTest extends JobTestBase {
             job.awaitFinished(requests.stream().map(GenerateRequest::getRequestId).toList(), Duration.ofMinutes(5));
             int events = 0;
             for (GenerateRequest r : requests) {
-                assertArrayEquals(reference(r), job.tokens(r.getRequestId()), "request " + r.getRequestId());
+                assertArrayEquals(reference.get(r.getRequestId()), job.tokens(r.getRequestId()), "request " + r.getRequestId());
                 events += job.events.get(r.getRequestId()).size();
             }
             int tokens = requests.stream().mapToInt(r -> job.tokens(r.getRequestId()).length).sum();
@@ -91,13 +100,18 @@ class GpuRecoveryTest extends JobTestBase {
         }
     }
 
-    /** Single-process generation on the same GPU with the invariant kernels. */
-    private static int[] reference(GenerateRequest r) {
+    /** Single-process generation of each request on the same GPU with the invariant kernels, one model for all. */
+    private static java.util.Map<String, int[]> references(List<GenerateRequest> rs) {
         ModelWeights w = ModelLoader.load(model);
-        int[] prompt = r.getPromptTokens().stream().mapToInt(Integer::intValue).toArray();
-        SamplingParams p = new SamplingParams(r.getTemperature(), r.getTopK(), r.getTopP(), r.getMinP(), r.getSeed());
+        java.util.Map<String, int[]> out = new java.util.HashMap<>();
         try (Backend b = Backends.cuda(0, true); LlamaModel m = new LlamaModel(b, w, null)) {
-            return new Generator(m, 512).generate(prompt, r.getMaxTokens(), p, t -> false);
+            Generator g = new Generator(m, 512);
+            for (GenerateRequest r : rs) {
+                int[] prompt = r.getPromptTokens().stream().mapToInt(Integer::intValue).toArray();
+                SamplingParams p = new SamplingParams(r.getTemperature(), r.getTopK(), r.getTopP(), r.getMinP(), r.getSeed());
+                out.put(r.getRequestId(), g.generate(prompt, r.getMaxTokens(), p, t -> false));
+            }
         }
+        return out;
     }
 }

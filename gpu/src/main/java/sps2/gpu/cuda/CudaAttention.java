@@ -49,7 +49,7 @@ final class CudaAttention {
     /**
      * The batch-invariant kernels (attention.cu, DET_KERNEL): det_w8 for sequences of at least
      * {@link CudaPrepared#TILE_MIN_ROWS} query rows, det_w1 (16-row tiles, one per sequence) for decode rows and short
-     * chunks. Both take three more arguments (po, plse, rows) for det_w1's segment-per-block form.
+     * chunks. Both take two more arguments (po, plse) for det_w1's segment-per-block form.
      */
     static final List<PrefillKernel> INVARIANT = List.of(new PrefillKernel("det_w8", 8, 2), new PrefillKernel("det_w1", 1, 2),
             new PrefillKernel("det_w8_lb1", 8, 2));
@@ -151,7 +151,7 @@ final class CudaAttention {
         if (b.tiles(wideKind) > 0) {
             kernels.launch(wide.name(d), nHeads, b.tiles(wideKind), 1, 32 * wide.warps(), wide.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(),
                     b.tSeq(wideKind), b.tQ0(wideKind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer), b.tables(), b.tableOff(),
-                    p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, sl, null, null, b.rows);
+                    p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, sl, null, null);
         }
         int tiles = b.tiles(narrowKind);
         if (tiles == 0) {
@@ -161,16 +161,18 @@ final class CudaAttention {
         if (segs == 1) {
             kernels.launch(narrow.name(d), nHeads, tiles, 1, 32, narrow.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(), b.tSeq(narrowKind),
                     b.tQ0(narrowKind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer), b.tables(), b.tableOff(), p.blockSize(), p.kvDim(),
-                    0, null, nHeads, nKvHeads, sl, null, null, b.rows);
+                    0, null, nHeads, nKvHeads, sl, null, null);
             return;
         }
-        try (CudaTensor po = backend.allocate(segs, b.rows * nHeads * d, CudaTensor.DType.F32);
-                CudaTensor pl = backend.allocate(segs, b.rows * nHeads, CudaTensor.DType.F32)) {
+        // partials of the tiles' rows only (16 per tile), not of the whole batch: a Sarathi step's long chunk needs none
+        int partialRows = tiles * narrow.rows();
+        try (CudaTensor po = backend.allocate(segs, partialRows * nHeads * d, CudaTensor.DType.F32);
+                CudaTensor pl = backend.allocate(segs, partialRows * nHeads, CudaTensor.DType.F32)) {
             kernels.launch(narrow.name(d), nHeads, tiles, segs, 32, narrow.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(), b.tSeq(narrowKind),
                     b.tQ0(narrowKind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer), b.tables(), b.tableOff(), p.blockSize(), p.kvDim(),
-                    0, null, nHeads, nKvHeads, sl, po.ptr(), pl.ptr(), b.rows);
-            kernels.launch("attn_fold_segments", blocks((long) b.shortRows * nHeads * 32, 256), 1, 1, 256, 0, o.ptr(), o.dtype().code, l.ptr(),
-                    po.ptr(), pl.ptr(), b.wRow(), b.shortRows, b.rows, nHeads, d, segs);
+                    0, null, nHeads, nKvHeads, sl, po.ptr(), pl.ptr());
+            kernels.launch("attn_fold_segments", blocks((long) partialRows * nHeads * 32, 256), 1, 1, 256, 0, o.ptr(), o.dtype().code, l.ptr(),
+                    po.ptr(), pl.ptr(), b.tSeq(narrowKind), b.qStart(), b.qLen(), tiles, nHeads, d, segs);
         }
     }
 

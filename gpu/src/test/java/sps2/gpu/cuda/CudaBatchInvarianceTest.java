@@ -275,12 +275,10 @@ class CudaBatchInvarianceTest {
                 prompts[i] = tokens(200 + 37 * i, vocab);
             }
             int steps = 12;
-            int[] alone = BatchDecode.run(m, new int[][] {prompts[5]}, steps)[0];
-            int[][] batch = BatchDecode.run(m, prompts, steps);
-            assertArrayEquals(alone, batch[5], "greedy tokens of request 5 alone and in a batch of 32");
-            float[] aloneLogits = BatchDecode.lastLogits(m, new int[][] {prompts[5]}, steps, 0);
-            float[] batchLogits = BatchDecode.lastLogits(m, prompts, steps, 5);
-            sameBits(aloneLogits, batchLogits, "last logits of request 5 alone and in a batch of 32");
+            BatchDecode.Result alone = BatchDecode.run(m, new int[][] {prompts[5]}, steps);
+            BatchDecode.Result batch = BatchDecode.run(m, prompts, steps);
+            assertArrayEquals(alone.tokens()[0], batch.tokens()[5], "greedy tokens of request 5 alone and in a batch of 32");
+            sameBits(alone.lastLogits()[0], batch.lastLogits()[5], "last logits of request 5 alone and in a batch of 32");
         }
     }
 
@@ -317,17 +315,11 @@ class CudaBatchInvarianceTest {
         private BatchDecode() {
         }
 
-        static int[][] run(LlamaModel m, int[][] prompts, int steps) {
-            return decode(m, prompts, steps, null, -1);
+        /** Each sequence's greedy tokens, and its logits after the last step. */
+        record Result(int[][] tokens, float[][] lastLogits) {
         }
 
-        static float[] lastLogits(LlamaModel m, int[][] prompts, int steps, int which) {
-            float[][] holder = new float[1][];
-            decode(m, prompts, steps, holder, which);
-            return holder[0];
-        }
-
-        private static int[][] decode(LlamaModel m, int[][] prompts, int steps, float[][] logitsOut, int which) {
+        static Result run(LlamaModel m, int[][] prompts, int steps) {
             Backend b = m.backend();
             int n = prompts.length, bs = 16, vocab = m.config().vocabSize();
             int maxLen = 0;
@@ -344,6 +336,7 @@ class CudaBatchInvarianceTest {
             int[][] out = new int[n][steps];
             int[] len = new int[n];
             int[] next = new int[n];
+            float[][] last = new float[n][];
             try (KvPool pool = b.allocateKvPool(m.config().nLayers(), m.config().kvDim(), n * blocksPer, bs);
                     LlamaModel.Workspace ws = m.workspace(Math.max(n, maxLen))) {
                 for (int s = 0; s < n; s++) { // prefill each alone
@@ -362,12 +355,10 @@ class CudaBatchInvarianceTest {
                         next[s] = argmax(l[s]);
                         len[s]++;
                     }
-                    if (t == steps - 1 && logitsOut != null) {
-                        logitsOut[0] = l[which];
-                    }
+                    last = l;
                 }
             }
-            return out;
+            return new Result(out, last);
         }
 
         /** One step over several sequences: rows of sequence s are its tokens at positions start[s]... */
