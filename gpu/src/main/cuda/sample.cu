@@ -90,6 +90,25 @@ struct SmpRow {
     __device__ __forceinline__ float weight(float l) const {
         return smp_exp(__fmul_rn(__fsub_rn(l, mx), invT));
     }
+
+    // the weights of logits j .. j+7, in place of load8's logits
+    __device__ __forceinline__ void weights8(int j, float* w) const {
+        load8(j, w);
+#pragma unroll
+        for (int u = 0; u < 8; u++) w[u] = weight(w[u]);
+    }
+
+    // f(j, w) for each logit j < end of the groups of eight at j0, j0 + step, ...: this thread's share of a scan
+    template <typename F>
+    __device__ __forceinline__ void scan(int j0, int end, int step, F f) const {
+        for (; j0 < end; j0 += step) {
+            float w[8];
+            weights8(j0, w);
+#pragma unroll
+            for (int u = 0; u < 8; u++)
+                if (j0 + u < end) f(j0 + u, w[u]);
+        }
+    }
 };
 
 // ---- block-wide reductions (1024 threads; every thread gets the same result) ----
@@ -185,22 +204,15 @@ __device__ SmpLoc smp_locate(const SmpRow& r, unsigned long long low, bool eq_on
     long long n = 0;
     unsigned mn = 0xffffffffu;
     int last = -1;
-    for (int j0 = lo; j0 < hi; j0 += 8) {
-        float l[8];
-        r.load8(j0, l);
-#pragma unroll
-        for (int u = 0; u < 8; u++) {
-            const int j = j0 + u;
-            float w = r.weight(l[u]);
-            unsigned bits = __float_as_uint(w);
-            if (j < hi && w > 0.f && smp_key(w, j) >= low && (!eq_only || bits == eq)) {
-                s += count ? 1.0 : (double)w;
-                n++;
-                mn = min(mn, bits);
-                last = j;
-            }
+    r.scan(lo, hi, 8, [&](int j, float w) {
+        unsigned bits = __float_as_uint(w);
+        if (w > 0.f && smp_key(w, j) >= low && (!eq_only || bits == eq)) {
+            s += count ? 1.0 : (double)w;
+            n++;
+            mn = min(mn, bits);
+            last = j;
         }
-    }
+    });
     if (threadIdx.x == 0) s_claim = 0x7fffffff;
     double excl, incl, total;
     smp_scan_d(s, excl, incl, total);  // (its barriers also publish s_claim)
@@ -216,11 +228,11 @@ __device__ SmpLoc smp_locate(const SmpRow& r, unsigned long long low, bool eq_on
         res.j = -1;
         double acc = excl;
         for (int j0 = lo; j0 < hi && res.j < 0; j0 += 8) {
-            float l[8];
-            r.load8(j0, l);
+            float w8[8];
+            r.weights8(j0, w8);
             for (int u = 0; u < 8; u++) {
                 const int j = j0 + u;
-                float w = r.weight(l[u]);
+                const float w = w8[u];
                 if (j < hi && w > 0.f && smp_key(w, j) >= low && (!eq_only || __float_as_uint(w) == eq)) {
                     double next = acc + (count ? 1.0 : (double)w);
                     if (next > res.target) {
@@ -278,30 +290,23 @@ __device__ SmpSel smp_select(const SmpRow& r, unsigned long long low, bool sum_m
         int run_bin = -1;
         unsigned run_c = 0;
         unsigned long long run_m = 0;
-        for (int j0 = threadIdx.x * 8; j0 < r.vocab; j0 += SMP_STEP) {
-            float l[8];
-            r.load8(j0, l);
-#pragma unroll
-            for (int u = 0; u < 8; u++) {
-                const int j = j0 + u;
-                float w = r.weight(l[u]);
-                unsigned bits = __float_as_uint(w);
-                if (j < r.vocab && w > 0.f && smp_key(w, j) >= low && (bits >> (shift + width)) == prefix) {
-                    int bin = (int)((bits >> shift) & (unsigned)(nb - 1));
-                    if (bin != run_bin) {
-                        if (run_c > 0) {
-                            atomicAdd(&cnt[run_bin], run_c);
-                            if (sum_mode) atomicAdd(&msum[run_bin], run_m);
-                        }
-                        run_bin = bin;
-                        run_c = 0;
-                        run_m = 0;
+        r.scan(threadIdx.x * 8, r.vocab, SMP_STEP, [&](int j, float w) {
+            unsigned bits = __float_as_uint(w);
+            if (w > 0.f && smp_key(w, j) >= low && (bits >> (shift + width)) == prefix) {
+                int bin = (int)((bits >> shift) & (unsigned)(nb - 1));
+                if (bin != run_bin) {
+                    if (run_c > 0) {
+                        atomicAdd(&cnt[run_bin], run_c);
+                        if (sum_mode) atomicAdd(&msum[run_bin], run_m);
                     }
-                    run_c++;
-                    run_m += (bits & 0x7fffffu) | 0x800000u;
+                    run_bin = bin;
+                    run_c = 0;
+                    run_m = 0;
                 }
+                run_c++;
+                run_m += (bits & 0x7fffffu) | 0x800000u;
             }
-        }
+        });
         if (run_c > 0) {
             atomicAdd(&cnt[run_bin], run_c);
             if (sum_mode) atomicAdd(&msum[run_bin], run_m);
@@ -367,17 +372,10 @@ __device__ SmpSel smp_select(const SmpRow& r, unsigned long long low, bool sum_m
             // Gather the bin's keys, sort them from the largest, and finish in rank order.
             if (threadIdx.x == 0) s_n = 0;
             __syncthreads();
-            for (int j0 = threadIdx.x * 8; j0 < r.vocab; j0 += SMP_STEP) {
-                float l[8];
-                r.load8(j0, l);
-#pragma unroll
-                for (int u = 0; u < 8; u++) {
-                    const int j = j0 + u;
-                    float w = r.weight(l[u]);
-                    unsigned long long key = smp_key(w, j);
-                    if (j < r.vocab && w > 0.f && key >= low && (__float_as_uint(w) >> shift) == prefix) cand[atomicAdd(&s_n, 1)] = key;
-                }
-            }
+            r.scan(threadIdx.x * 8, r.vocab, SMP_STEP, [&](int j, float w) {
+                unsigned long long key = smp_key(w, j);
+                if (w > 0.f && key >= low && (__float_as_uint(w) >> shift) == prefix) cand[atomicAdd(&s_n, 1)] = key;
+            });
             __syncthreads();
             const int m = s_n;
             int P = 1;
