@@ -4,15 +4,8 @@ package sps2.operators.messages;
 public class Admitted {
     public String requestId;
     public int[] promptTokens;
-    public int maxTokens;
-    public float temperature;
-    public int topK;
-    public float topP;
-    public float minP;
-    public long seed;
-    public boolean ignoreEos;
-    public int[] stopTokens;
-    public String[] stopStrings;
+    /** How the request is to be generated: limit, sampling and stop conditions. */
+    public Generation generation;
     public int priority;
     /** Wall clock (ms) when the job read the request. */
     public long admittedAtMs;

@@ -33,15 +33,8 @@ public class StepSeq {
     public int outputIndex;
 
     public int promptTokens;
-    public int maxTokens;
-    public float temperature;
-    public int topK;
-    public float topP;
-    public float minP;
-    public long seed;
-    public boolean ignoreEos;
-    public int[] stopTokens;
-    public String[] stopStrings;
+    /** How the request is to be generated: sampling and stop conditions (the request's own instance, never changed). */
+    public Generation generation;
     /** The end of the text generated so far, as long as the longest stop string: all that stop strings look at. */
     public String textSoFar;
 
@@ -53,10 +46,5 @@ public class StepSeq {
 
     public int rows() {
         return tokens.length;
-    }
-
-    /** How the token after this step is drawn. */
-    public sps2.model.sampler.SamplingParams sampling() {
-        return new sps2.model.sampler.SamplingParams(temperature, topK, topP, minP, seed);
     }
 }

@@ -75,8 +75,8 @@ public class RequestState {
 
     private int longestStopString() {
         int n = 0;
-        if (request.stopStrings != null) {
-            for (String s : request.stopStrings) {
+        if (request.generation.stopStrings != null) {
+            for (String s : request.generation.stopStrings) {
                 n = Math.max(n, s.length());
             }
         }
@@ -98,15 +98,7 @@ public class RequestState {
         StepSeq w = new StepSeq();
         w.requestId = request.requestId;
         w.promptTokens = request.promptTokens.length;
-        w.maxTokens = request.maxTokens;
-        w.temperature = request.temperature;
-        w.topK = request.topK;
-        w.topP = request.topP;
-        w.minP = request.minP;
-        w.seed = request.seed;
-        w.ignoreEos = request.ignoreEos;
-        w.stopTokens = request.stopTokens;
-        w.stopStrings = request.stopStrings;
+        w.generation = request.generation; // shared: set once on admission and never changed
         w.outputIndex = outputs();
         w.textSoFar = text;
         w.admittedAtMs = request.admittedAtMs;

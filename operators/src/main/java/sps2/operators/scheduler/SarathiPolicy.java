@@ -94,7 +94,7 @@ final class SarathiPolicy implements SchedulingPolicy {
 
     /** Puts a new request on {@code worker} with KV for its whole history and output; false when it does not fit. */
     private boolean place(int worker, RequestState r) {
-        int[] table = kv.allocateTokens(worker, r.history().length + r.request.maxTokens - r.outputs());
+        int[] table = kv.allocateTokens(worker, r.history().length + r.request.generation.maxTokens - r.outputs());
         if (table == null) {
             return false;
         }

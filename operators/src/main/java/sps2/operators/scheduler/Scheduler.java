@@ -154,7 +154,7 @@ public final class Scheduler {
             }
             return;
         }
-        int need = a.promptTokens.length + a.maxTokens;
+        int need = a.promptTokens.length + a.generation.maxTokens;
         if (need > policy.maxRequestTokens()) {
             reject(a.requestId, "The request needs KV for " + need + " tokens but the job holds at most " + policy.maxRequestTokens()
                     + "; send a shorter prompt or fewer max tokens.", FinishReason.REJECTED);
@@ -215,10 +215,7 @@ public final class Scheduler {
 
     /** Whether two submissions ask for the same generation (priority and arrival time aside). */
     static boolean sameRequest(Admitted a, Admitted b) {
-        return Arrays.equals(a.promptTokens, b.promptTokens) && a.maxTokens == b.maxTokens
-                && Float.compare(a.temperature, b.temperature) == 0 && a.topK == b.topK && Float.compare(a.topP, b.topP) == 0
-                && Float.compare(a.minP, b.minP) == 0 && a.seed == b.seed && a.ignoreEos == b.ignoreEos
-                && Arrays.equals(a.stopTokens, b.stopTokens) && Arrays.equals(a.stopStrings, b.stopStrings);
+        return Arrays.equals(a.promptTokens, b.promptTokens) && a.generation.equals(b.generation);
     }
 
     /**

@@ -66,7 +66,7 @@ final class Sps2Policy implements SchedulingPolicy {
         int k = bounds.length - 1;
         int[] peers = Arrays.copyOf(kv.byFreeBlocks(), k);
         Arrays.sort(peers);
-        int remainingDecode = r.request.maxTokens - r.outputs();
+        int remainingDecode = r.request.generation.maxTokens - r.outputs();
         int[][] tables = new int[k][];
         for (int i = 0; i < k; i++) {
             int tokens = bounds[i + 1] - bounds[i];

@@ -136,11 +136,7 @@ final class DecodeGraphs implements AutoCloseable {
             n.appendKv = true;
             n.sample = true;
             n.blockTable = w.blockTable;
-            n.temperature = w.temperature;
-            n.topK = w.topK;
-            n.topP = w.topP;
-            n.minP = w.minP;
-            n.seed = w.seed;
+            n.generation = w.generation;
             next.add(n);
         }
         if (next.isEmpty()) {
@@ -175,7 +171,7 @@ final class DecodeGraphs implements AutoCloseable {
                 StepSeq a = step.seqs[i];
                 StepSeq b = real.seqs[i];
                 if (!a.requestId.equals(b.requestId) || a.tokens[0] != b.tokens[0] || a.startPos != b.startPos || a.kvBefore != b.kvBefore
-                        || !Arrays.equals(a.blockTable, b.blockTable) || !a.sampling().equals(b.sampling())) {
+                        || !Arrays.equals(a.blockTable, b.blockTable) || !a.generation.sampling().equals(b.generation.sampling())) {
                     return false;
                 }
             }
@@ -275,7 +271,7 @@ final class DecodeGraphs implements AutoCloseable {
                     slot[i] = BlockAllocator.slot(w.blockTable, bs, w.kvBefore);
                     kvLen[i] = w.kvBefore + 1;
                     tables[i] = Arrays.copyOf(w.blockTable, blocks);
-                    params[i] = w.sampling();
+                    params[i] = w.generation.sampling();
                     drawAt[i] = w.startPos + 1;
                 } else {
                     tables[i] = new int[blocks]; // padding: block 0, the scratch block; no keys

@@ -323,7 +323,7 @@ public final class ShardEngine implements AutoCloseable {
                 for (int i = 0; i < count; i++) {
                     StepSeq w = step.seqs[seqs[from + i]];
                     rows[i] = sc.rowStart[seqs[from + i]] + w.rows() - 1;
-                    params[i] = w.sampling();
+                    params[i] = w.generation.sampling();
                     positions[i] = w.startPos + w.rows();
                 }
                 model.logits(sc.ws, rows);

@@ -25,6 +25,7 @@ import sps2.model.generation.StopRule;
 import sps2.model.tokenizer.Tokenizer;
 import sps2.operators.JobSettings;
 import sps2.operators.feedback.FeedbackChannel;
+import sps2.operators.messages.Generation;
 import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StepResult;
 import sps2.operators.messages.StepSeq;
@@ -200,8 +201,9 @@ public final class ShardOperator extends KeyedProcessFunction<Integer, ShardStep
             int position = w.startPos + w.rows();
             String piece = tok == null ? "" : tok.decode(w.tokens[w.rows() - 1], token);
             String text = (w.textSoFar == null ? "" : w.textSoFar) + piece;
-            StopRule rule = new StopRule(w.maxTokens, w.ignoreEos || tok == null ? -1 : tok.eos(), w.ignoreEos, toSet(w.stopTokens),
-                    w.stopStrings == null ? List.of() : Arrays.asList(w.stopStrings), settings.contextLength());
+            Generation g = w.generation;
+            StopRule rule = new StopRule(g.maxTokens, g.ignoreEos || tok == null ? -1 : tok.eos(), g.ignoreEos, toSet(g.stopTokens),
+                    g.stopStrings == null ? List.of() : Arrays.asList(g.stopStrings), settings.contextLength());
             StopRule.Reason reason = rule.after(token, w.outputIndex, position, text);
             TokenEvent ev = TokenEvent.newBuilder()
                     .setRequestId(w.requestId)

@@ -1,5 +1,6 @@
 package sps2.operators.scheduler;
 
+import static org.apache.flink.types.PojoTestUtils.assertSerializedAsPojoWithoutKryo;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -52,9 +53,9 @@ class RequestStateTest {
     @Test
     void theTextKeptDecidesStopStringsAsTheWholeTextWould() {
         Admitted a = request("r", 3, 1000);
-        a.stopStrings = new String[] {"the end", "zz"};
+        a.generation.stopStrings = new String[] {"the end", "zz"};
         RequestState r = waiting(a, 0);
-        StopRule rule = new StopRule(1000, -1, false, Set.of(), List.of(a.stopStrings), 1 << 20);
+        StopRule rule = new StopRule(1000, -1, false, Set.of(), List.of(a.generation.stopStrings), 1 << 20);
         StringBuilder whole = new StringBuilder();
         SplittableRandom rnd = new SplittableRandom(3);
         String[] pieces = {"the", " ", "end", "z", "e", "n", "d", "th", "", "the end"};
@@ -97,9 +98,10 @@ class RequestStateTest {
     void itIsAFlinkPojoAndSurvivesItsSerializer() throws Exception {
         TypeInformation<RequestState> type = TypeInformation.of(RequestState.class);
         assertInstanceOf(PojoTypeInfo.class, type, "a POJO, so that keyed state needs no Kryo and its schema may evolve");
+        assertSerializedAsPojoWithoutKryo(RequestState.class);
         TypeSerializer<RequestState> serializer = type.createSerializer(new SerializerConfigImpl());
         Admitted a = request("r", 4, 50);
-        a.stopStrings = new String[] {"stop"};
+        a.generation.stopStrings = new String[] {"stop"};
         RequestState r = waiting(a, 3);
         for (int i = 0; i < 11; i++) {
             r.append(100 + i, "p" + i);
@@ -112,6 +114,7 @@ class RequestStateTest {
         serializer.serialize(r, bytes);
         RequestState back = serializer.deserialize(new DataInputDeserializer(bytes.getCopyOfBuffer()));
         assertArrayEquals(r.history(), back.history());
+        assertEquals(a.generation, back.request.generation);
         assertEquals(r.outputs(), back.outputs());
         assertEquals(r.text, back.text);
         assertEquals(r.arrival, back.arrival);

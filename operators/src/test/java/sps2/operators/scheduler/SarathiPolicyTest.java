@@ -70,7 +70,7 @@ class SarathiPolicyTest {
         assertEquals("new", first.requestId, "the new request goes to the worker with the most free KV");
         assertArrayEquals(Arrays.copyOf(freshRequest.promptTokens, CHUNK), first.tokens);
         assertArrayEquals(new int[] {1}, fresh.peers);
-        assertEquals((freshRequest.promptTokens.length + freshRequest.maxTokens + BLOCK_SIZE - 1) / BLOCK_SIZE, fresh.blockTables[0].length,
+        assertEquals((freshRequest.promptTokens.length + freshRequest.generation.maxTokens + BLOCK_SIZE - 1) / BLOCK_SIZE, fresh.blockTables[0].length,
                 "KV for the whole prompt and output from the first chunk on");
         assertEquals(RequestState.PREFILL, fresh.phase);
         assertEquals(clock.millis(), fresh.prefillStartMs);

@@ -11,6 +11,7 @@ import sps2.model.shapes.ModelShapes;
 import sps2.operators.JobSettings;
 import sps2.operators.csa.CsaPolicy;
 import sps2.operators.messages.Admitted;
+import sps2.operators.messages.Generation;
 import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StepResult;
 import sps2.operators.messages.StepSeq;
@@ -44,13 +45,14 @@ final class SchedulerFixtures {
         for (int i = 0; i < promptTokens; i++) {
             a.promptTokens[i] = Math.floorMod(id.hashCode() + 13 * i, 500);
         }
-        a.maxTokens = maxTokens;
-        a.temperature = 0.7f;
-        a.topK = 40;
-        a.topP = 0.9f;
-        a.seed = 42;
-        a.stopTokens = new int[0];
-        a.stopStrings = new String[0];
+        a.generation = new Generation();
+        a.generation.maxTokens = maxTokens;
+        a.generation.temperature = 0.7f;
+        a.generation.topK = 40;
+        a.generation.topP = 0.9f;
+        a.generation.seed = 42;
+        a.generation.stopTokens = new int[0];
+        a.generation.stopStrings = new String[0];
         return a;
     }
 
@@ -200,7 +202,7 @@ final class SchedulerFixtures {
                 StepSeq w = sampling.get(i);
                 r.requests[i] = w.requestId;
                 r.tokens[i] = token(w.requestId, w.outputIndex);
-                r.finished[i] = w.outputIndex + 1 >= w.maxTokens;
+                r.finished[i] = w.outputIndex + 1 >= w.generation.maxTokens;
                 r.pieces[i] = " t" + r.tokens[i];
                 Integer before = sampled.computeIfAbsent(w.requestId, k -> new LinkedHashMap<>()).put(w.outputIndex, r.tokens[i]);
                 if (before != null && before != r.tokens[i]) {
@@ -293,7 +295,7 @@ final class SchedulerFixtures {
 
     /** The expected tokens of a request that ran to its max tokens. */
     static int[] expectedTokens(Admitted a) {
-        int[] t = new int[a.maxTokens];
+        int[] t = new int[a.generation.maxTokens];
         for (int i = 0; i < t.length; i++) {
             t[i] = FakeShards.token(a.requestId, i);
         }

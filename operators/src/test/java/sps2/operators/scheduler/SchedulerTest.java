@@ -65,7 +65,7 @@ class SchedulerTest {
         shards.runAll(out.steps, scheduler::onResult);
         assertArrayEquals(expectedTokens(a), shards.tokens("r"));
         List<ShardStep> decode = out.allSteps.stream().filter(s -> !s.prefill).toList();
-        assertEquals(a.maxTokens - 1, decode.stream().mapToLong(s -> s.iteration).distinct().count(), "one decode iteration per later token");
+        assertEquals(a.generation.maxTokens - 1, decode.stream().mapToLong(s -> s.iteration).distinct().count(), "one decode iteration per later token");
         for (ShardStep step : decode) {
             assertArrayEquals(new int[] {0, 1}, step.members, "both shards hold KV of the request");
             StepSeq w = step.seqs[0];

@@ -13,6 +13,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 import sps2.operators.messages.Admitted;
+import sps2.operators.messages.Generation;
 
 class SchedulingOrderTest {
 
@@ -27,14 +28,15 @@ class SchedulingOrderTest {
         Admitted a = new Admitted();
         a.requestId = "r";
         a.promptTokens = new int[] {1, 5, 9};
-        a.maxTokens = 8;
-        a.temperature = 0.7f;
-        a.topK = 40;
-        a.topP = 0.9f;
-        a.minP = 0.05f;
-        a.seed = 11;
-        a.stopTokens = new int[] {2};
-        a.stopStrings = new String[] {"The end"};
+        a.generation = new Generation();
+        a.generation.maxTokens = 8;
+        a.generation.temperature = 0.7f;
+        a.generation.topK = 40;
+        a.generation.topP = 0.9f;
+        a.generation.minP = 0.05f;
+        a.generation.seed = 11;
+        a.generation.stopTokens = new int[] {2};
+        a.generation.stopStrings = new String[] {"The end"};
         a.priority = priority;
         a.admittedAtMs = 1000;
         return a;
@@ -63,9 +65,10 @@ class SchedulingOrderTest {
         retry.admittedAtMs = 99_999;
         assertTrue(Scheduler.sameRequest(original, retry));
         List<java.util.function.Consumer<Admitted>> changes = List.of(
-                a -> a.promptTokens = new int[] {1, 5, 10}, a -> a.maxTokens = 9, a -> a.temperature = 0.8f, a -> a.topK = 41,
-                a -> a.topP = 0.95f, a -> a.minP = 0f, a -> a.seed = 12, a -> a.ignoreEos = true, a -> a.stopTokens = new int[0],
-                a -> a.stopStrings = new String[] {"The End"});
+                a -> a.promptTokens = new int[] {1, 5, 10}, a -> a.generation.maxTokens = 9, a -> a.generation.temperature = 0.8f,
+                a -> a.generation.topK = 41, a -> a.generation.topP = 0.95f, a -> a.generation.minP = 0f, a -> a.generation.seed = 12,
+                a -> a.generation.ignoreEos = true, a -> a.generation.stopTokens = new int[0],
+                a -> a.generation.stopStrings = new String[] {"The End"});
         for (java.util.function.Consumer<Admitted> change : changes) {
             Admitted other = admitted(0);
             change.accept(other);

@@ -68,7 +68,7 @@ class Sps2PolicyTest {
             RequestState r = waiting(a, 0);
             policy(kv, append).schedule(List.of(Map.entry("r", r)), new FakeIterations());
             int[] bounds = SEGMENTER.split(30, 2);
-            int last = bounds[2] - bounds[1] + (append == AppendPolicy.TAIL ? a.maxTokens : 0);
+            int last = bounds[2] - bounds[1] + (append == AppendPolicy.TAIL ? a.generation.maxTokens : 0);
             assertEquals(blocksFor(bounds[1]), r.blockTables[0].length, append.toString());
             assertEquals(blocksFor(last), r.blockTables[1].length, append.toString());
         }

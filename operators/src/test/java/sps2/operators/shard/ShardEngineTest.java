@@ -28,6 +28,7 @@ import sps2.model.sampler.SamplingParams;
 import sps2.model.shapes.ModelShapes;
 import sps2.model.shapes.RandomWeights;
 import sps2.operators.csa.CsaPolicy;
+import sps2.operators.messages.Generation;
 import sps2.operators.messages.ShardStep;
 import sps2.operators.messages.StepSeq;
 import sps2.operators.runtime.ShardRuntime;
@@ -65,8 +66,9 @@ class ShardEngineTest {
         s.peers = peers;
         s.peerIndex = peerIndex;
         s.sample = sample;
-        s.temperature = 0f;
-        s.topP = 1f;
+        s.generation = new Generation();
+        s.generation.temperature = 0f;
+        s.generation.topP = 1f;
         return s;
     }
 
