@@ -17,11 +17,7 @@ class ExchangeCopyTest {
     private final SplittableRandom rnd = new SplittableRandom(7);
 
     private float[] random(int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) rnd.nextGaussian();
-        }
-        return v;
+        return TestArrays.randn(rnd, n);
     }
 
     @Test

@@ -12,16 +12,13 @@ import sps2.gpu.CompactKv;
 import sps2.gpu.KvPool;
 import sps2.gpu.ReferenceLlama;
 import sps2.gpu.Tensor;
+import sps2.gpu.TestArrays;
 
 class CpuBackendTest {
     private final SplittableRandom rnd = new SplittableRandom(42);
 
     private float[] random(int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) rnd.nextGaussian();
-        }
-        return v;
+        return TestArrays.randn(rnd, n);
     }
 
     @Test

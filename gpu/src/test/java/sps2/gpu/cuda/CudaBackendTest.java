@@ -15,6 +15,7 @@ import sps2.gpu.BlockAllocator;
 import sps2.gpu.CompactKv;
 import sps2.gpu.KvPool;
 import sps2.gpu.Tensor;
+import sps2.gpu.TestArrays;
 import sps2.model.HostTensor;
 
 /**

@@ -19,6 +19,7 @@ import sps2.gpu.BlockAllocator;
 import sps2.gpu.KvPool;
 import sps2.gpu.LlamaModel;
 import sps2.gpu.Tensor;
+import sps2.gpu.TestArrays;
 import sps2.model.DType;
 import sps2.model.HostTensor;
 import sps2.model.ModelConfig;

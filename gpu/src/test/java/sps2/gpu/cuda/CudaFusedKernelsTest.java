@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.junit.jupiter.api.Test;
 
 import sps2.gpu.Tensor;
+import sps2.gpu.TestArrays;
 import sps2.model.HostTensor;
 
 /**
@@ -17,11 +18,7 @@ import sps2.model.HostTensor;
 class CudaFusedKernelsTest extends CudaTestBase {
 
     private float[] random(int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) rnd.nextGaussian();
-        }
-        return v;
+        return TestArrays.randn(rnd, n);
     }
 
     @Test

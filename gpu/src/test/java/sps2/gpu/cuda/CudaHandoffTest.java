@@ -18,6 +18,7 @@ import sps2.gpu.AttentionBatch;
 import sps2.gpu.Fence;
 import sps2.gpu.StepGraph;
 import sps2.gpu.Tensor;
+import sps2.gpu.TestArrays;
 
 /**
  * What the shard engine's device hand-off relies on: a gather on the device, a fence recorded on one thread's
@@ -28,11 +29,7 @@ import sps2.gpu.Tensor;
 class CudaHandoffTest extends CudaTestBase {
 
     private float[] random(int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = (float) rnd.nextGaussian();
-        }
-        return v;
+        return TestArrays.randn(rnd, n);
     }
 
     private static float bf16(float x) {

@@ -10,6 +10,7 @@ import sps2.gpu.AttentionBatch;
 import sps2.gpu.BlockAllocator;
 import sps2.gpu.KvPool;
 import sps2.gpu.Tensor;
+import sps2.gpu.TestArrays;
 import sps2.model.HostTensor;
 
 /**
@@ -38,11 +39,7 @@ public final class CudaInvarianceProbe {
     }
 
     private float[] randn(int n) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) rnd.nextGaussian();
-        }
-        return a;
+        return TestArrays.randn(rnd, n);
     }
 
     private Tensor act(int rows, int cols, float[] v) {
