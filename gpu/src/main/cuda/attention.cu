@@ -5,37 +5,7 @@
 // Key addressing: paged (tables != null): token t of sequence s lives in slot
 //   tables[tableOff[s] + t / bs] * bs + t % bs, K row = slot * rowStride + g * D;
 // compact (tables == null): token t of KV head g is row g * maxLen + t, K row = row * rowStride.
-#include "common.cuh"
-
-#define LN2 0.6931471805599453f
-
-__device__ __forceinline__ long key_elem(const int* tables, int toff, int bs, int rowStride, int maxLen, int g, int D,
-                                         int t) {
-    if (tables != nullptr) {
-        // Block sizes are powers of two in practice: a shift and a mask instead of an integer division (the
-        // division cost every thread ~25 instructions per 16-byte chunk it loads).
-        int blk, within;
-        if ((bs & (bs - 1)) == 0) {
-            blk = t >> (__ffs(bs) - 1);
-            within = t & (bs - 1);
-        } else {
-            blk = t / bs;
-            within = t - blk * bs;
-        }
-        long slot = (long)tables[toff + blk] * bs + within;
-        return slot * rowStride + (long)g * D;
-    }
-    return ((long)g * maxLen + t) * rowStride;
-}
-
-// 2^x on the special-function unit (flushes denormals; 2^-inf = 0).
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-__device__ __forceinline__ float rescale(float m, float mn) { return m == -INFINITY ? 0.f : fast_exp2(m - mn); }
+#include "attention.cuh"
 
 // 2^x on the FMA pipe (prefill variant "poly"): x = n + f with n an integer and f in [-0.5, 0.5]; 2^f by a
 // degree-3 polynomial (relative error 1.2e-4, far under bf16's 3.9e-3), n added to the exponent bits.
