@@ -14,7 +14,8 @@
 #       dense and strided:4, all shards on the one GPU; prompt lengths default 8192,32768), the CUDA tests
 #       (every prefill variant against float64), the prefill attention variants (CudaBench prefill: each
 #       checked against w8 on the bench inputs, then timed in two rounds) beside torch SDPA, and the tables.
-#       Either part alone: `device sp` or `device attn`.
+#       Either part alone: `device sp` or `device attn`. `attn` also checks the Hopper kernels (attention_sm90a.cu)
+#       against float64 in a JVM of their own and, if they pass, times them beside w8 and w8_all in another.
 #   bash .device-carry/run-on-device.sh device probe
 #       on the device: CudaInvarianceProbe, which GEMM and attention kernels give a row the same bits in any batch.
 #   bash .device-carry/run-on-device.sh device model [stories,write,correct,prefill,decode,trained]
@@ -90,7 +91,9 @@ if [[ $scope == model ]]; then
   work=/tmp/sps2-e2e
   stories=$here/stories260K.gguf
   [[ -f $stories ]] || stories=-
-  bench() { $java -Xmx24g --add-modules jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=info -cp "$cp_" \
+  # SPS2_PREFILL=<variant> (e.g. wg3p): the whole model with that prefill attention kernel
+  bench() { $java -Xmx24g --add-modules jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
+    -Dsps2.cuda.prefillVariant=${SPS2_PREFILL:-w8_all} -cp "$cp_" \
     sps2.gpu.cuda.ModelBench "$work" "$@" 2>&1 | grep -v "WARNING: Using incubator"; }
   if [[ -z $filter || $filter == *trained* ]]; then
     # the random checkpoint first, then train_peer.py gives a copy of it confident predictions (see that script)
@@ -118,11 +121,22 @@ if [[ $scope == sp* || $scope == attn* ]]; then
     --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaExchangeTest \
     --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -25
   if [[ $scope == *attn* ]]; then
+    # the Hopper kernels (attention_sm90a.cu) in JVMs of their own: one that traps takes its device context with it
+    timeout 300 $java --add-modules jdk.incubator.vector -Dsps2.test.hopperAttention=true -jar "$here"/lib/junit-platform-console-standalone-*.jar \
+      execute -cp "$cp_" --select-method sps2.gpu.cuda.CudaBackendTest#everyHopperPrefillVariantMatchesFloat64 \
+      --details=tree --disable-banner 2>&1 | tee "$out/tests_hopper.log" | grep -vE "^\s*$" | tail -8
     $java -Xmx16g -cp "$cp_" sps2.gpu.cuda.CudaBench full prefill 2>&1 | tee "$out/ours.tsv" | grep -vE "^(BENCH|CHECK|ROUNDS)"
+    if grep -qE "\[ +1 tests successful" "$out/tests_hopper.log" && grep -qE "\[ +0 tests failed" "$out/tests_hopper.log"; then
+      timeout 200 $java -Xmx16g -Dsps2.bench.hopperAttention=true -cp "$cp_" sps2.gpu.cuda.CudaBench full prefill 2>&1 \
+        | grep -E "^(BENCH|CHECK|ROUNDS)" | grep -vE ":(w8|w8_all|default)\b" | tee "$out/ours_hopper.tsv" | grep -E "^(CHECK|ROUNDS)"
+      cat "$out/ours_hopper.tsv" >> "$out/ours.tsv"
+    fi
     PYTHONUNBUFFERED=1 python3 "$here/torch_peer.py" full prefill 2>&1 | tee "$out/torch.tsv" | grep -v "^TORCH"
     python3 "$here/table.py" "$out/ours.tsv" "$out/torch.tsv" > "$out/table.txt"
   fi
   echo "=== tests: $(grep -E "tests (successful|failed)" "$out/tests.log" | tr -s ' ' | tr '\n' ' ')"
+  [[ -f $out/tests_hopper.log ]] && echo "=== Hopper attention tests: $(grep -E "tests (successful|failed)" "$out/tests_hopper.log" | tr -s ' ' | tr '\n' ' ')"
+  [[ -f $out/tests_hopper.log ]] && grep -o "Hopper prefill variants that fail: .*" "$out/tests_hopper.log" | cut -c1-600
   grep -o "prefill variants that fail: .*" "$out/tests.log" | cut -c1-600
   grep -h "exchange read beside" "$out/tests.log" | head -3
   [[ -f $out/sp.log ]] && sed -n '/^SP dry run on ONE/,$p' "$out/sp.log"

@@ -18,8 +18,16 @@ import sps2.gpu.Tensor;
  * head, split over the keys when too few blocks would fill the multiprocessors) for the rest.
  */
 final class CudaAttention {
-    /** A prefill attention kernel: name suffix, warps (16 query rows each), K/V pipeline stages (64-key tiles). */
-    record PrefillKernel(String variant, int warps, int stages) {
+    /**
+     * A prefill attention kernel: name suffix, warps (16 query rows each), K/V pipeline stages, and whether it is a
+     * Hopper kernel of attention_sm90a.cu (a producer warpgroup besides the warps, 128-key tiles) or one of
+     * attention.cu (64-key tiles).
+     */
+    record PrefillKernel(String variant, int warps, int stages, boolean hopper) {
+        PrefillKernel(String variant, int warps, int stages) {
+            this(variant, warps, stages, false);
+        }
+
         String name(int d) {
             return "attn_prefill_d" + d + "_" + variant;
         }
@@ -28,8 +36,13 @@ final class CudaAttention {
             return 16 * warps;
         }
 
+        int threads() {
+            return 32 * warps + (hopper ? 128 : 0);
+        }
+
         int smem(int d) {
-            return (rows() * d + 2 * stages * 64 * d) * 2;
+            int keys = hopper ? 128 : 64;
+            return (rows() * d + 2 * stages * keys * d) * 2 + (hopper ? 16 * stages : 0);
         }
     }
 
@@ -54,6 +67,17 @@ final class CudaAttention {
     static final List<PrefillKernel> INVARIANT = List.of(new PrefillKernel("det_w8", 8, 2), new PrefillKernel("det_w1", 1, 2),
             new PrefillKernel("det_w8_lb1", 8, 2));
 
+    /**
+     * The Hopper prefill kernels (attention_sm90a.cu, head size 64): both products on wgmma, K/V loaded by a producer
+     * warpgroup, two consumer warpgroups of 64 rows; wg2 / wg3: 2 or 3 K/V slots; the _p forms overlap each tile's
+     * softmax with the previous tile's P V product (FA3's intra-warpgroup pipeline). Not yet run on a GPU: selected
+     * only by name ({@link #prefillVariant(String)}, or the system property sps2.cuda.prefillVariant), checked by
+     * CudaBackendTest#everyHopperPrefillVariantMatchesFloat64 and timed by CudaBench in a JVM of their own (a
+     * kernel that traps leaves the device context unusable for the rest of the process).
+     */
+    static final List<PrefillKernel> HOPPER_PREFILLS = List.of(new PrefillKernel("wg2", 8, 2, true), new PrefillKernel("wg3", 8, 3, true),
+            new PrefillKernel("wg2p", 8, 2, true), new PrefillKernel("wg3p", 8, 3, true));
+
     /** Keys per fixed segment of the batch-invariant kernels (DET_SEG in attention.cu). */
     static final int SEGMENT = 1024;
 
@@ -61,7 +85,7 @@ final class CudaAttention {
     private static final Set<String> PREFILLS_D128 = Set.of("w4", "w8", "w8_s3", "w8_all", "w4_all", "w8_s3_all");
 
     static boolean hasPrefill(int d, PrefillKernel k) {
-        return d == 64 || (d == 128 && PREFILLS_D128.contains(k.variant()));
+        return d == 64 || (!k.hopper() && d == 128 && PREFILLS_D128.contains(k.variant()));
     }
 
     private final CudaBackend backend;
@@ -76,7 +100,7 @@ final class CudaAttention {
      * fastest on the H100 at 8K and 32K once the paged K/V address lost its division (session 2, notes v12:
      * 53.5% and 51.3% of torch SDPA, two-round means; w8_s3_all 52.2% / 49.7%).
      */
-    private volatile String prefillVariant = "w8_all";
+    private volatile String prefillVariant = System.getProperty("sps2.cuda.prefillVariant", "w8_all");
 
     CudaAttention(CudaBackend backend, CudaKernels kernels, int smCount, boolean batchInvariant) {
         this.backend = backend;
@@ -97,10 +121,13 @@ final class CudaAttention {
         this.prefillVariant = variant;
     }
 
+    /** The kernel of the variant in use for head size d, or w8 where that variant is not built (or not loaded) for it. */
     private PrefillKernel prefillKernel(int d) {
-        for (PrefillKernel k : PREFILLS) {
-            if (k.variant().equals(prefillVariant) && hasPrefill(d, k)) {
-                return k;
+        for (List<PrefillKernel> list : List.of(PREFILLS, HOPPER_PREFILLS)) {
+            for (PrefillKernel k : list) {
+                if (k.variant().equals(prefillVariant) && hasPrefill(d, k) && kernels.has(k.name(d))) {
+                    return k;
+                }
             }
         }
         return PREFILLS.get(1);
@@ -125,7 +152,7 @@ final class CudaAttention {
         PrefillKernel pk = prefillKernel(headSize);
         int kind = CudaPrepared.tileKind(pk.rows());
         if (fast && b.tiles(kind) > 0) {
-            kernels.launch(pk.name(headSize), nHeads, b.tiles(kind), 1, 32 * pk.warps(), pk.smem(headSize),
+            kernels.launch(pk.name(headSize), nHeads, b.tiles(kind), 1, pk.threads(), pk.smem(headSize),
                     o.ptr(), o.dtype().code, l.ptr(), qq.ptr(), b.tSeq(kind), b.tQ0(kind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer),
                     b.tables(), b.tableOff(), p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, scaleLog2(headSize));
         }
@@ -149,7 +176,7 @@ final class CudaAttention {
         PrefillKernel wide = invariantKernel(invariantLong), narrow = invariantKernel("det_w1");
         int wideKind = CudaPrepared.tileKind(wide.rows()), narrowKind = CudaPrepared.tileKind(narrow.rows());
         if (b.tiles(wideKind) > 0) {
-            kernels.launch(wide.name(d), nHeads, b.tiles(wideKind), 1, 32 * wide.warps(), wide.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(),
+            kernels.launch(wide.name(d), nHeads, b.tiles(wideKind), 1, wide.threads(), wide.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(),
                     b.tSeq(wideKind), b.tQ0(wideKind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer), b.tables(), b.tableOff(),
                     p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, sl, null, null);
         }
@@ -222,7 +249,7 @@ final class CudaAttention {
             CUdeviceptr lens = dev.ptr();
             if (fast) {
                 CUdeviceptr base = dev.ptr();
-                kernels.launch(pk.name(headSize), nHeads, tiles, 1, 32 * pk.warps(), pk.smem(headSize), o.ptr(),
+                kernels.launch(pk.name(headSize), nHeads, tiles, 1, pk.threads(), pk.smem(headSize), o.ptr(),
                         o.dtype().code, l.ptr(), qq.ptr(), base.withByteOffset(4L * (nKvHeads + 2)),
                         base.withByteOffset(4L * (nKvHeads + 2 + tiles)), base.withByteOffset(4L * nKvHeads),
                         base.withByteOffset(4L * (nKvHeads + 1)), lens, kb.ptr(), vb.ptr(), null, null, 0, headSize, kv.maxLen(), lens, nHeads,

@@ -41,6 +41,8 @@ final class CudaKernels {
     private static final Logger LOG = LoggerFactory.getLogger(CudaKernels.class);
     private static final String[] MODULES = {"ops", "gemm", "attention", "exchange", "sample"};
     private static final String HOPPER_MODULE = "gemm_sm90a";
+    /** The Hopper prefill attention kernels (CudaAttention.HOPPER_PREFILLS): loaded with the GEMM module, used by name only. */
+    private static final String HOPPER_ATTENTION_MODULE = "attention_sm90a";
     private static final boolean DEBUG_SYNC = Boolean.getBoolean("sps2.cuda.syncEachLaunch");
     private static final CUdeviceptr NULL = new CUdeviceptr();
 
@@ -121,6 +123,36 @@ final class CudaKernels {
                 maxDynamicShared(k.name(d), k.smem(d));
             }
         }
+        if (hopperModule) {
+            loadHopperAttention();
+        }
+    }
+
+    /** Loads attention_sm90a (when the build carries it); a failure leaves its kernels out, and the variants fall back to w8. */
+    private void loadHopperAttention() {
+        if (CudaKernels.class.getResource(ptxResource(HOPPER_ATTENTION_MODULE)) == null) {
+            return;
+        }
+        try {
+            CUmodule module = new CUmodule();
+            cuModuleLoadData(module, readPtx(HOPPER_ATTENTION_MODULE));
+            modules.add(module);
+            for (String f : kernelNames(HOPPER_ATTENTION_MODULE)) {
+                CUfunction fn = new CUfunction();
+                cuModuleGetFunction(fn, module, f);
+                functions.put(f, fn);
+            }
+            for (CudaAttention.PrefillKernel k : CudaAttention.HOPPER_PREFILLS) {
+                maxDynamicShared(k.name(64), k.smem(64));
+            }
+        } catch (RuntimeException e) {
+            LOG.warn("The Hopper attention kernels could not be loaded; their variants fall back to the portable ones.", e);
+        }
+    }
+
+    /** Whether kernel {@code name} is loaded on this device. */
+    boolean has(String name) {
+        return functions.containsKey(name);
     }
 
     /** Every wgmma kernel of the sm_90a module: the ones in use on Hopper, then the optional ones. */

@@ -518,6 +518,36 @@ class CudaBackendTest extends CudaTestBase {
         assertTrue(failed.isEmpty(), "prefill variants that fail: " + failed);
     }
 
+    /**
+     * The Hopper prefill kernels (attention_sm90a.cu) on the cases of {@link #everyPrefillVariantMatchesFloat64}, plus
+     * a long causal sequence over many 128-key tiles and K/V slots reused many times, and a tile of rows that a
+     * warpgroup leaves empty. Run only when asked (-Dsps2.test.hopperAttention=true, in a JVM of its own: a kernel
+     * that traps takes the device context with it); scripts/gpu/run-on-device.sh does so after the other tests.
+     */
+    @Test
+    void everyHopperPrefillVariantMatchesFloat64() {
+        assumeTrue(Boolean.getBoolean("sps2.test.hopperAttention"),
+                "The Hopper attention kernels are checked in a JVM of their own (-Dsps2.test.hopperAttention=true)");
+        List<String> failed = new ArrayList<>();
+        String previous = be.prefillVariant();
+        for (CudaAttention.PrefillKernel k : CudaAttention.HOPPER_PREFILLS) {
+            String v = k.variant();
+            try {
+                checkPaged(new int[] {300, 40, 1}, new int[] {700, 40, 9}, 8, 2, 64, 16, v);
+                checkPaged(new int[] {600, 17}, new int[] {600, 300}, 8, 4, 64, 16, v, 4);
+                checkPaged(new int[] {1000}, new int[] {1000}, 4, 1, 64, 64, v, 2);
+                checkPaged(new int[] {2100, 70}, new int[] {2100, 1500}, 8, 2, 64, 16, v);
+                be.prefillVariant(v);
+                compactAttention();
+            } catch (AssertionError e) {
+                failed.add(v + ": " + e.getMessage());
+            } finally {
+                be.prefillVariant(previous);
+            }
+        }
+        assertTrue(failed.isEmpty(), "Hopper prefill variants that fail: " + failed);
+    }
+
     @Test
     void mixedBatchOfChunksAndDecodes() {
         checkPaged(new int[] {1, 100, 3, 1}, new int[] {90, 160, 3, 1}, 8, 2, 64, 16, "w8");

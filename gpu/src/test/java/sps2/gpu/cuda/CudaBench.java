@@ -266,11 +266,16 @@ public final class CudaBench {
                     float[] poison = new float[len * nHeads * d];
                     java.util.Arrays.fill(poison, Float.NaN);
                     float[] ref = null;
+                    // -Dsps2.bench.hopperAttention=true: w8, w8_all and the Hopper kernels only (in a JVM of their own)
+                    boolean hopper = Boolean.getBoolean("sps2.bench.hopperAttention");
                     List<String> order = new ArrayList<>(List.of("w8"));
-                    for (CudaAttention.PrefillKernel pk : CudaAttention.PREFILLS) {
+                    for (CudaAttention.PrefillKernel pk : hopper ? CudaAttention.HOPPER_PREFILLS : CudaAttention.PREFILLS) {
                         if (!pk.variant().equals("w8")) {
                             order.add(pk.variant());
                         }
+                    }
+                    if (hopper) {
+                        order.add(1, "w8_all");
                     }
                     for (String variant : order) {
                         be.prefillVariant(variant);
