@@ -337,7 +337,21 @@ public final class ModelBench {
         return 2 * (layerParams(c) + (double) c.vocabSize() * c.dim());
     }
 
+    /**
+     * End-to-end prefill of 8K and 32K prompts. With -Dsps2.bench.prefillVariants=w8_all,wg3p (a list of
+     * CudaAttention variants) each variant is timed in turn on the same backend, its rows keyed "prefill_L...:variant".
+     */
     void prefill(LlamaModel model) {
+        String list = System.getProperty("sps2.bench.prefillVariants", "");
+        for (String variant : list.isBlank() ? List.of("") : List.of(list.split(","))) {
+            if (!variant.isEmpty()) {
+                cuda.prefillVariant(variant);
+            }
+            prefill(model, variant.isEmpty() ? "" : ":" + variant);
+        }
+    }
+
+    private void prefill(LlamaModel model, String suffix) {
         ModelConfig c = model.config();
         for (int[] lc : new int[][] {{8192, 8192}, {32768, 32768}, {32768, 8192}}) {
             int len = lc[0], chunk = lc[1];
@@ -357,8 +371,8 @@ public final class ModelBench {
             double attn = 4.0 * c.headSize() * c.nHeads() * c.nLayers() * ((double) len * len / 2);
             double flops = 2 * layerParams(c) * len + attn + 2.0 * c.vocabSize() * c.dim();
             double bytes = weightBytes(c) + 2.0 * 2 * c.nLayers() * (double) len * c.kvDim();
-            report("prefill_L" + len + (chunk == len ? "" : "_chunk" + chunk), t[1], flops, bytes);
-            System.out.printf("prefill %d tokens (chunk %d): %s ms%n", len, chunk, Arrays.toString(t));
+            report("prefill_L" + len + (chunk == len ? "" : "_chunk" + chunk) + suffix, t[1], flops, bytes);
+            System.out.printf("prefill %d tokens (chunk %d%s): %s ms%n", len, chunk, suffix, Arrays.toString(t));
         }
     }
 
