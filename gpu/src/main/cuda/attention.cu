@@ -422,7 +422,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
         __syncthreads();           // ... for every thread, and every thread is done with tile j - 1
         if (j + KST - 1 < nT) load_kv((jj + KST - 1) % KST, j + KST - 1);
         cp_async_commit();
-        if (SEG > 0 && !partial && j > 0 && (j * BKV) % SEG == 0) fold_segment();
+        if (SEG > 0 && !partial && j > 0 && (j * BKV) % (SEG > 0 ? SEG : 1) == 0) fold_segment();
         if (jj == 0) {
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)

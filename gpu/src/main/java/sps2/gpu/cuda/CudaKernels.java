@@ -32,7 +32,7 @@ import sps2.gpu.Tensor;
 import sps2.model.HostTensor;
 
 /**
- * The kernel modules of one device: the PTX of src/main/cuda (compiled at build time and carried in the jar)
+ * The kernel modules of one device: src/main/cuda compiled at build time to PTX and to sm_90 machine code (both carried in the jar)
  * loaded into the device's context, their entry points by name, and {@link #launch}. The sm_90a module (wgmma
  * GEMM) loads only on compute capability 9.0 and is used only once {@link #checkGemms} has compared its kernels
  * with the portable ones.
@@ -87,7 +87,7 @@ final class CudaKernels {
         }
     }
 
-    private static String ptxResource(String module) {
+    static String ptxResource(String module) {
         return "/sps2/gpu/cuda/ptx/" + module + ".ptx";
     }
 
@@ -100,9 +100,7 @@ final class CudaKernels {
     CudaKernels(CudaDevice device) {
         this.device = device;
         for (String m : MODULES) {
-            CUmodule module = new CUmodule();
-            cuModuleLoadData(module, readPtx(m));
-            modules.add(module);
+            CUmodule module = load(m);
             for (String f : kernelNames(m)) {
                 CUfunction fn = new CUfunction();
                 cuModuleGetFunction(fn, module, f);
@@ -134,9 +132,7 @@ final class CudaKernels {
             return;
         }
         try {
-            CUmodule module = new CUmodule();
-            cuModuleLoadData(module, readPtx(HOPPER_ATTENTION_MODULE));
-            modules.add(module);
+            CUmodule module = load(HOPPER_ATTENTION_MODULE);
             for (String f : kernelNames(HOPPER_ATTENTION_MODULE)) {
                 CUfunction fn = new CUfunction();
                 cuModuleGetFunction(fn, module, f);
@@ -167,9 +163,7 @@ final class CudaKernels {
             return false;
         }
         try {
-            CUmodule module = new CUmodule();
-            cuModuleLoadData(module, readPtx(HOPPER_MODULE));
-            modules.add(module);
+            CUmodule module = load(HOPPER_MODULE);
             for (GemmKernel g : wgmmas()) {
                 CUfunction fn = new CUfunction();
                 cuModuleGetFunction(fn, module, g.name());
@@ -249,19 +243,68 @@ final class CudaKernels {
         }
     }
 
-    private static byte[] readPtx(String module) {
-        try (InputStream in = CudaKernels.class.getResourceAsStream(ptxResource(module))) {
-            byte[] text = in.readAllBytes();
-            byte[] z = new byte[text.length + 1];
-            System.arraycopy(text, 0, z, 0, text.length);
-            return z;
+    /**
+     * Loads a module into the current context: its sm_90 machine code (the build's cubin) on a compute capability 9.0
+     * device, else its PTX, which the driver compiles at load (about 20 s for all modules on an H200, paid by every
+     * process: the cubins are what make a CUDA backend open in well under a second there). A cubin the driver refuses
+     * falls back to the PTX.
+     */
+    private CUmodule load(String name) {
+        CUmodule module = new CUmodule();
+        byte[] cubin = sm90() ? readResource(cubinResource(name), false) : null;
+        if (cubin != null) {
+            try {
+                cuModuleLoadData(module, cubin);
+                modules.add(module);
+                return module;
+            } catch (RuntimeException e) {
+                LOG.info("The driver refused the machine code of kernel module {} ({}); compiling its PTX instead.", name, e.getMessage());
+            }
+        }
+        cuModuleLoadData(module, readPtx(name));
+        modules.add(module);
+        return module;
+    }
+
+    private boolean sm90() {
+        return device.attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR) == 9
+                && device.attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR) == 0
+                && !Boolean.getBoolean("sps2.cuda.jitPtx");
+    }
+
+    /** Every module the build compiles: the portable ones, then the sm_90a ones. */
+    static List<String> moduleNames() {
+        return Stream.concat(Stream.of(MODULES), Stream.of(HOPPER_MODULE, HOPPER_ATTENTION_MODULE)).toList();
+    }
+
+    static String cubinResource(String module) {
+        return "/sps2/gpu/cuda/cubin/" + module + ".cubin";
+    }
+
+    /** A resource's bytes, or null when the jar does not carry it and it is optional. */
+    private static byte[] readResource(String path, boolean required) {
+        try (InputStream in = CudaKernels.class.getResourceAsStream(path)) {
+            if (in == null) {
+                if (required) {
+                    throw new IllegalStateException("The kernel module " + path + " is missing from the jar");
+                }
+                return null;
+            }
+            return in.readAllBytes();
         } catch (IOException e) {
-            throw new IllegalStateException("The kernel module " + ptxResource(module) + " could not be read", e);
+            throw new IllegalStateException("The kernel module " + path + " could not be read", e);
         }
     }
 
+    private static byte[] readPtx(String module) {
+        byte[] text = readResource(ptxResource(module), true);
+        byte[] z = new byte[text.length + 1]; // the driver reads PTX as a NUL-terminated string
+        System.arraycopy(text, 0, z, 0, text.length);
+        return z;
+    }
+
     /** The entry points of a module, read from the PTX text (".entry name("). */
-    private static List<String> kernelNames(String module) {
+    static List<String> kernelNames(String module) {
         String text = new String(readPtx(module), StandardCharsets.US_ASCII);
         List<String> names = new ArrayList<>();
         int at = 0;
