@@ -38,21 +38,6 @@ __device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
     asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_u32(bar)) : "memory");
 }
 
-// mbar_wait that gives up with a trap after about ten seconds, so that a protocol error fails the launch instead of
-// hanging the device.
-__device__ __forceinline__ void wa_wait(uint64_t* bar, int parity) {
-    const long long t0 = clock64();
-    uint32_t done = 0;
-    while (!done) {
-        asm volatile(
-            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-            : "=r"(done)
-            : "r"(smem_u32(bar)), "r"(parity)
-            : "memory");
-        if (!done && clock64() - t0 > 20000000000LL) __trap();
-    }
-}
-
 template <int STAGES, bool PIPE>
 __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0,
                                         const int* qStart, const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp,
@@ -95,7 +80,7 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
         // Producer: slot j % STAGES takes tile j once the consumers released tile j - STAGES.
         for (int j = 0; j < nT; j++) {
             const int st = j % STAGES;
-            if (j >= STAGES) wa_wait(&empty[st], ((j / STAGES) - 1) & 1);
+            if (j >= STAGES) mbar_wait<true>(&empty[st], ((j / STAGES) - 1) & 1);
             bf16* dk = sK + st * TILE;
             bf16* dv = sV + st * TILE;
 #pragma unroll
@@ -146,7 +131,7 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
 
     // S = Q K^T (raw scores) of tile j, issued (not waited for)
     auto issue_s = [&](int j) {
-        wa_wait(&full[j % STAGES], (j / STAGES) & 1);
+        mbar_wait<true>(&full[j % STAGES], (j / STAGES) & 1);
         fence_proxy_async();
         const uint64_t dk = smem_desc(sK + (j % STAGES) * TILE);
         wg_fence();
@@ -276,7 +261,7 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
         }
     }
     for (int j = nC; j < nT; j++) {  // tiles past every row of this warpgroup: wait for them, then free the slot
-        wa_wait(&full[j % STAGES], (j / STAGES) & 1);
+        mbar_wait<true>(&full[j % STAGES], (j / STAGES) & 1);
         release(j);
     }
 

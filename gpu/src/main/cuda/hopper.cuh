@@ -47,7 +47,11 @@ __device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
 }
 
+// Waits until the mbarrier's phase of the given parity has completed. With TRAP, gives up with a trap after about
+// ten seconds, so that a protocol error fails the launch instead of hanging the device.
+template <bool TRAP = false>
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, int parity) {
+    [[maybe_unused]] const long long t0 = TRAP ? clock64() : 0;
     uint32_t done = 0;
     while (!done) {
         asm volatile(
@@ -55,5 +59,8 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, int parity) {
             : "=r"(done)
             : "r"(smem_u32(bar)), "r"(parity)
             : "memory");
+        if constexpr (TRAP) {
+            if (!done && clock64() - t0 > 20000000000LL) __trap();
+        }
     }
 }
