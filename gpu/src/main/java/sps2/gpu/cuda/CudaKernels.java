@@ -118,7 +118,9 @@ final class CudaKernels {
                 }
             }
             for (CudaAttention.PrefillKernel k : CudaAttention.INVARIANT) {
-                maxDynamicShared(k.name(d), k.smem(d));
+                if (CudaAttention.hasPrefill(d, k)) {
+                    maxDynamicShared(k.name(d), k.smem(d));
+                }
             }
         }
         if (hopperModule) {
