@@ -211,13 +211,19 @@ extern "C" __global__ void attn_merge_splits(void* out, int odt, float* lse, con
 // own block and attn_fold_segments folds them: the same partials and the same fold, so a row gets the same
 // bits from one-shot prefill, a chunk, or decode. Folding into the empty state (lse -inf) copies the partial.
 // ---------------------------------------------------------------------------------------------
+// An empty side (lse -inf) leaves the other exactly as it is (weights 1 and 0, its lse unchanged), so a row's
+// result does not depend on how many empty segments it passes: its tile mates may reach further than it does.
 __device__ __forceinline__ void fold_weights(float a, float b, float& wa, float& wb, float& l) {
-    float m = fmaxf(a, b);
-    if (m == -INFINITY) {
-        wa = 0.f;
+    if (b == -INFINITY) {
+        wa = a == -INFINITY ? 0.f : 1.f;
         wb = 0.f;
-        l = -INFINITY;
+        l = a;
+    } else if (a == -INFINITY) {
+        wa = 0.f;
+        wb = 1.f;
+        l = b;
     } else {
+        float m = fmaxf(a, b);
         float ea = __expf(a - m), eb = __expf(b - m);
         float s = ea + eb;
         wa = ea / s;
@@ -237,7 +243,7 @@ __device__ __forceinline__ float seg_out(float o, float inv) { return __fmul_rn(
 __device__ __forceinline__ float seg_lse(float m, float l) { return l > 0.f ? __fmul_rn(__fadd_rn(m, log2f(l)), LN2) : -INFINITY; }
 
 // One warp per (row r of 16-row tile t, head): out/lse of that query row = the fold of its segments 0..segs-1,
-// from po[z][t * 16 + r][h][d] and plse[z][t * 16 + r][h] (what the segment-per-block det_w1 launch wrote).
+// from po[row][z][h][d] and plse[row][z][h] (what the segment-per-block det_w1 launch wrote; row: the query row).
 extern "C" __global__ void attn_fold_segments(void* out, int odt, float* lse, const float* po, const float* plse,
                                               const int* tSeq, const int* qStart, const int* qLen, int tiles, int nHeads,
                                               int D, int segs) {
@@ -247,11 +253,11 @@ extern "C" __global__ void attn_fold_segments(void* out, int odt, float* lse, co
     const int t = wid / (16 * nHeads), r = (wid / nHeads) % 16, h = wid % nHeads;
     const int s = tSeq[t];
     if (r >= qLen[s]) return;
-    const int row = qStart[s] + r, prow = t * 16 + r, rows = tiles * 16;
+    const int row = qStart[s] + r;
     float acc[4] = {0.f, 0.f, 0.f, 0.f};  // D <= 128: lane holds d = lane + 32 i
     float fl = -INFINITY;
     for (int z = 0; z < segs; z++) {
-        long at = ((long)z * rows + prow) * nHeads + h;
+        long at = ((long)row * segs + z) * nHeads + h;
         float wa, wb, nl;
         fold_weights(fl, plse[at], wa, wb, nl);
 #pragma unroll
@@ -286,8 +292,8 @@ __device__ __forceinline__ int aswz(int row, int chunk) { return row * D + ((chu
 // SK = a warp skips (causal) key tiles that lie wholly after its last row. RS = 3: RS 2's threshold decided
 // per row instead of per warp, so that a row's bits never depend on the rows beside it.
 // SEG > 0: fixed key segments of SEG keys (see fold_weights). With gridDim.z > 1 block z covers segment z only
-// and writes its normalized partial to po/plse (indexed by tile * BQ + row in the tile, over the grid's tiles) for
-// attn_fold_segments; otherwise the block folds its segments in registers.
+// and writes its normalized partial to po/plse (indexed [query row][segment z][head]) for attn_fold_segments;
+// otherwise the block folds its segments in registers.
 template <int D, int NW, int BKV, int MT, int KST, int RS = 0, int EX = 0, bool SK = false, int SEG = 0>
 __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, const bf16* q, const int* tSeq,
                                              const int* tQ0, const int* qStart, const int* qLen, const int* kvLen,
@@ -588,7 +594,7 @@ __device__ __forceinline__ void attn_prefill(void* out, int odt, float* lse, con
             long row = qRow0 + r;
             float inv = l > 0.f ? 1.f / l : 0.f;
             if (partial) {  // segment blockIdx.z of this row, normalized, for attn_fold_segments
-                long at = ((long)blockIdx.z * gridDim.y * BQ + (long)tile * BQ + r) * nHeads + h;
+                long at = (row * gridDim.z + blockIdx.z) * nHeads + h;
 #pragma unroll
                 for (int dn = 0; dn < D / 8; dn++) {
                     int d = dn * 8 + (lane & 3) * 2;

@@ -81,7 +81,9 @@ class GpuRecoveryTest extends JobTestBase {
     }
 
     @ParameterizedTest(name = "mode {0}, {1} shard(s), KV recovery {2}")
-    @CsvSource({"sps2, 1, recompute", "sps2, 1, snapshot", "sarathi, 1, recompute", "sps2, 2, recompute"})
+    // SP 1 only: with SP > 1 the remote segments' attention (compact K/V) and the partial merges are not batch-invariant
+    // kernels, so on the GPU an SP > 1 run promises the same tokens after recovery only up to bf16 rounding (README, Status).
+    @CsvSource({"sps2, 1, recompute", "sps2, 1, snapshot", "sarathi, 1, recompute"})
     void aFailureMidGenerationChangesNoTokenOnTheGpu(String mode, int shards, String recovery) throws Exception {
         assumeTrue(Backends.cudaUnavailableReason() == null, () -> "No CUDA GPU here, skipping: " + Backends.cudaUnavailableReason());
         JobSettings settings = new JobSettings(model.toString(), null, "default", JobSettings.BackendKind.CUDA, JobSettings.Mode.parse(mode), shards,

@@ -7,6 +7,8 @@ import static sps2.gpu.cuda.GemmPlanner.blocks;
 import java.util.List;
 import java.util.Set;
 import jcuda.driver.CUdeviceptr;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import sps2.gpu.AttentionBatch;
 import sps2.gpu.CompactKv;
 import sps2.gpu.KvPool;
@@ -18,6 +20,8 @@ import sps2.gpu.Tensor;
  * head, split over the keys when too few blocks would fill the multiprocessors) for the rest.
  */
 final class CudaAttention {
+    private static final Logger LOG = LoggerFactory.getLogger(CudaAttention.class);
+
     /**
      * A prefill attention kernel: name suffix, warps (16 query rows each), K/V pipeline stages, and whether it is a
      * Hopper kernel of attention_sm90a.cu (a producer warpgroup besides the warps, 128-key tiles) or one of
@@ -81,9 +85,10 @@ final class CudaAttention {
     /** Keys per fixed segment of the batch-invariant kernels (DET_SEG in attention.cu). */
     static final int SEGMENT = 1024;
 
-    /** Head size 128 has only these (head size 64 has every one of {@link #PREFILLS}). */
-    private static final Set<String> PREFILLS_D128 = Set.of("w4", "w8", "w8_s3", "w8_all", "w4_all", "w8_s3_all");
+    /** Head size 128 has only these (head size 64 has every one of {@link #PREFILLS} and {@link #INVARIANT}). */
+    private static final Set<String> PREFILLS_D128 = Set.of("w4", "w8", "w8_s3", "w8_all", "w4_all", "w8_s3_all", "det_w8", "det_w1");
 
+    /** Whether attention.cu / attention_sm90a.cu build kernel {@code k} for head size {@code d}. */
     static boolean hasPrefill(int d, PrefillKernel k) {
         return d == 64 || (!k.hopper() && d == 128 && PREFILLS_D128.contains(k.variant()));
     }
@@ -94,6 +99,7 @@ final class CudaAttention {
     private final boolean batchInvariant;
     /** The det kernel for long sequences: det_w8, or det_w8_lb1 (one block per multiprocessor, no spills) to compare. */
     private volatile String invariantLong = "det_w8";
+    private volatile boolean warnedNotInvariant;
 
     /**
      * The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. w8_all: the
@@ -149,6 +155,11 @@ final class CudaAttention {
             invariantPaged(o, l, qq, p, layer, b, nHeads, nKvHeads, headSize);
             return;
         }
+        if (batchInvariant && !warnedNotInvariant) {
+            warnedNotInvariant = true;
+            LOG.warn("The batch-invariant attention kernels exist for head sizes 64 and 128 with bfloat16 queries only; head size {} "
+                    + "uses the row kernel, so its tokens may depend on how requests were batched.", headSize);
+        }
         PrefillKernel pk = prefillKernel(headSize);
         int kind = CudaPrepared.tileKind(pk.rows());
         if (fast && b.tiles(kind) > 0) {
@@ -173,7 +184,8 @@ final class CudaAttention {
     private void invariantPaged(CudaTensor o, CudaTensor l, CudaTensor q, CudaKvPool p, int layer, CudaPrepared b, int nHeads, int nKvHeads,
             int d) {
         float sl = scaleLog2(d);
-        PrefillKernel wide = invariantKernel(invariantLong), narrow = invariantKernel("det_w1");
+        PrefillKernel chosen = invariantKernel(invariantLong);
+        PrefillKernel wide = hasPrefill(d, chosen) ? chosen : invariantKernel("det_w8"), narrow = invariantKernel("det_w1");
         int wideKind = CudaPrepared.tileKind(wide.rows()), narrowKind = CudaPrepared.tileKind(narrow.rows());
         if (b.tiles(wideKind) > 0) {
             kernels.launch(wide.name(d), nHeads, b.tiles(wideKind), 1, wide.threads(), wide.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(),
@@ -191,10 +203,12 @@ final class CudaAttention {
                     0, null, nHeads, nKvHeads, sl, null, null);
             return;
         }
-        // partials of the tiles' rows only (16 per tile), not of the whole batch: a Sarathi step's long chunk needs none
-        int partialRows = tiles * narrow.rows();
-        try (CudaTensor po = backend.allocate(segs, partialRows * nHeads * d, CudaTensor.DType.F32);
-                CudaTensor pl = backend.allocate(segs, partialRows * nHeads, CudaTensor.DType.F32)) {
+        // partials [query row of the batch][segment][head]: one per row that exists, not 16 per tile (a decode tile has one
+        // valid row, and a graph keeps every layer's partials while it is recorded)
+        int rows = Math.max(1, b.rowSpan);
+        int partialRows = tiles * narrow.rows(); // the fold's warps: one per (row slot of a tile, head)
+        try (CudaTensor po = backend.allocate(rows, segs * nHeads * d, CudaTensor.DType.F32);
+                CudaTensor pl = backend.allocate(rows, segs * nHeads, CudaTensor.DType.F32)) {
             kernels.launch(narrow.name(d), nHeads, tiles, segs, 32, narrow.smem(d), o.ptr(), o.dtype().code, l.ptr(), q.ptr(), b.tSeq(narrowKind),
                     b.tQ0(narrowKind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer), b.tables(), b.tableOff(), p.blockSize(), p.kvDim(),
                     0, null, nHeads, nKvHeads, sl, po.ptr(), pl.ptr());

@@ -28,6 +28,8 @@ final class CudaPrepared implements AttentionBatch.Prepared {
     private Layout layout;
     int sequences;
     int rows;
+    /** One past the last query row any sequence uses (max of qStart + qLen): the rows of the batch's q and output. */
+    int rowSpan;
     int shortRows;
     int maxLimit;
     int maxShortLimit;
@@ -58,6 +60,7 @@ final class CudaPrepared implements AttentionBatch.Prepared {
         this.layout = l;
         this.sequences = b.sequences();
         this.rows = l.rows;
+        this.rowSpan = l.rowSpan;
         this.shortRows = l.shortRows;
         // With a key bound, splits are planned for the bound (the same launches for every batch under it).
         this.maxLimit = Math.max(l.maxLimit, b.keyBound());
@@ -71,6 +74,7 @@ final class CudaPrepared implements AttentionBatch.Prepared {
         final int[] tileOffset = new int[TILE_ROWS.length];
         final int[] tileCount = new int[TILE_ROWS.length];
         final int rows;
+        final int rowSpan;
         final int shortRows;
         final int maxLimit;
         final int maxShortLimit;
@@ -78,6 +82,11 @@ final class CudaPrepared implements AttentionBatch.Prepared {
         Layout(AttentionBatch batch) {
             int s = batch.sequences();
             this.rows = batch.rows();
+            int span = 0;
+            for (int i = 0; i < s; i++) {
+                span = Math.max(span, batch.qStart()[i] + batch.qLen()[i]);
+            }
+            this.rowSpan = span;
             List<int[]> parts = new ArrayList<>();
             int[] tableOff = new int[s];
             int total = 0;
