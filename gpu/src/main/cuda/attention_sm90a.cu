@@ -11,7 +11,7 @@
 //     fragment layout: no shuffles) and V read N-major where it lies. Each warp releases the slot ("empty",
 //     8 arrivals) when its products are done.
 // The two consumer warpgroups are not forced into step: while one runs its softmax the tensor cores run the
-// other's products. Blocks are launched last tile first (the causal tiles with the most keys start first).
+// other's products. Blocks take the tiles in CudaPrepared's order: the ones with the most keys start first.
 // Same arguments and outputs as attn_prefill (attention.cu): out, and the natural-log lse of the scaled scores.
 #include "attention.cuh"
 #include "hopper.cuh"
@@ -51,7 +51,7 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     uint64_t* full = reinterpret_cast<uint64_t*>(sV + STAGES * TILE);
     uint64_t* empty = full + STAGES;
 
-    const int h = blockIdx.x, tile = gridDim.y - 1 - blockIdx.y;
+    const int h = blockIdx.x, tile = blockIdx.y;  // CudaPrepared orders the tiles by key count, most first
     const int g = h / (nHeads / nKvHeads);
     const int tid = threadIdx.x, wg = tid >> 7, wtid = tid & 127;
     const int s = tSeq[tile], q0 = tQ0[tile];
@@ -262,6 +262,7 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     }
     for (int j = nC; j < nT; j++) {  // tiles past every row of this warpgroup: wait for them, then free the slot
         mbar_wait<true>(&full[j % STAGES], (j / STAGES) & 1);
+        __syncwarp();  // every lane has seen the phase before lane 0 lets the producer refill the slot
         release(j);
     }
 

@@ -25,7 +25,7 @@ import sps2.model.HostTensor;
 import sps2.model.sampler.SamplingParams;
 
 /**
- * The CUDA backend: our own kernels (src/main/cuda, compiled to PTX at build time and loaded from the
+ * The CUDA backend: our own kernels (src/main/cuda, compiled to PTX and sm_90 code at build time and loaded from the
  * jar) launched through the JCuda driver API. Activations are bfloat16 with float32 accumulation inside
  * every kernel; {@link #allocateFloat} gives float32 tensors (the attention lse, or a float32 residual
  * stream: every element-wise kernel reads and writes either type). Weight matrices are stored as
@@ -477,6 +477,11 @@ public final class CudaBackend implements Backend {
     @Override
     public void mergeAttention(Tensor out, Tensor lse, Tensor out2, Tensor lse2, int n, int nHeads, int headSize) {
         attention.merge(out, lse, out2, lse2, n, nHeads, headSize);
+    }
+
+    /** Whether kernel {@code name} is loaded on this device (tests: a variant asked for by name is really there). */
+    boolean hasKernel(String name) {
+        return kernels.has(name);
     }
 
     /** The prefill kernel variant in use ({@link CudaAttention#PREFILLS}). */
