@@ -6,6 +6,8 @@
 #       launcher, makes a jlinked JDK 17 runtime (cached), and copies everything with this script and its
 #       python peers into <main checkout>/.device-carry (ignored by git; the device tool ships that tree),
 #       or into $SPS2_CARRY (a folder of the main checkout that .git/info/exclude ignores, e.g. .device-carry-NAME).
+#       With SPS2_CARRY_JRE=0 it carries no runtime (19 MB instead of 40) and uses the job's, which
+#       `job-on-device.sh unpack` of part a left on the same warm machine: then it fits one call beside part b.
 #   bash .device-carry/run-on-device.sh device [quick|full] [copy,gemm,gemv,prefill,decode]
 #       on the device: runs the CUDA tests, the kernel benchmarks (CudaBench), the PyTorch peer on the
 #       same shapes, and prints one table (ours vs torch vs floor). Logs go to $OUT.
@@ -57,7 +59,11 @@ if [[ $mode == pack ]]; then
   junit=$m2/org/junit/platform/junit-platform-console-standalone/1.11.4/junit-platform-console-standalone-1.11.4.jar
   [[ -f $junit ]] || mvn -q -B dependency:get -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4
   cp "$junit" "$carry/lib/"
-  if [[ ! -f $carry/jre.tar.xz ]]; then
+  # SPS2_CARRY_JRE=0: no runtime in the carry (21 MB less); the device side then uses the one that
+  # job-on-device.sh's part a unpacked on the same warm machine (a superset of these modules).
+  if [[ ${SPS2_CARRY_JRE:-1} == 0 ]]; then
+    rm -f "$carry/jre.tar.xz"
+  elif [[ ! -f $carry/jre.tar.xz ]]; then
     tmp=$(mktemp -d)
     jlink --add-modules java.base,java.logging,java.management,java.xml,java.scripting,java.naming,jdk.unsupported,jdk.incubator.vector,jdk.management,jdk.zipfs \
       --strip-debug --no-header-files --no-man-pages --compress=2 --output "$tmp/jre"
@@ -75,8 +81,12 @@ scope=${2:-full}
 filter=${3:-}
 out=${OUT:-/tmp/sps2-out}
 mkdir -p "$out" /tmp/sps2
-[[ -x /tmp/sps2/jre/bin/java ]] || tar -C /tmp/sps2 -xJf "$here/jre.tar.xz"
-java=/tmp/sps2/jre/bin/java
+if [[ ! -f $here/jre.tar.xz && -x /tmp/sps2job/jre/bin/java ]]; then
+  java=/tmp/sps2job/jre/bin/java  # the job's runtime (job-on-device.sh unpack, part a)
+else
+  [[ -x /tmp/sps2/jre/bin/java ]] || tar -C /tmp/sps2 -xJf "$here/jre.tar.xz"
+  java=/tmp/sps2/jre/bin/java
+fi
 cp_=$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv || true
 $java -version 2>&1 | head -1

@@ -21,6 +21,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.function.IntFunction;
 import jcuda.CudaException;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUgraph;
@@ -337,6 +338,10 @@ public final class ModelBench {
         return 2 * (layerParams(c) + (double) c.vocabSize() * c.dim());
     }
 
+    /** Phases of a decode step, as bits of the set left out in the breakdown. */
+    private static final int PROJECT = 1, ATTEND = 2, FINISH = 4, HEAD = 8;
+    private static final String[] PHASES = {"norm+QKV+RoPE+KV write", "attention", "o_proj+residual+norm+MLP", "LM head+argmax"};
+
     /**
      * End-to-end prefill of 8K and 32K prompts. With -Dsps2.bench.prefillVariants=w8_all,wg3p (a list of
      * CudaAttention variants) each variant is timed in turn on the same backend, its rows keyed "prefill_L...:variant".
@@ -403,17 +408,27 @@ public final class ModelBench {
                 try (Tensor idT = cuda.upload(ids); Tensor posT = cuda.upload(pos); Tensor slotT = cuda.upload(slots);
                         Tensor next = cuda.allocate(1, batch, CudaTensor.DType.I32);
                         AttentionBatch.Prepared prepared = cuda.prepare(new AttentionBatch(qStart, qLen, kvLen, tables))) {
-                    Runnable step = () -> {
+                    // the decode step, with the phases named in `skip` left out (for the breakdown below)
+                    IntFunction<Runnable> stepWithout = skip -> () -> {
                         model.embed(ws, idT, batch);
                         for (int l = 0; l < c.nLayers(); l++) {
-                            model.project(l, ws, posT, batch);
-                            cuda.kvWrite(pool, l, ws.k, ws.v, slotT, batch);
-                            model.attend(l, ws, pool, prepared);
-                            model.finishLayer(l, ws, batch);
+                            if ((skip & PROJECT) == 0) {
+                                model.project(l, ws, posT, batch);
+                                cuda.kvWrite(pool, l, ws.k, ws.v, slotT, batch);
+                            }
+                            if ((skip & ATTEND) == 0) {
+                                model.attend(l, ws, pool, prepared);
+                            }
+                            if ((skip & FINISH) == 0) {
+                                model.finishLayer(l, ws, batch);
+                            }
                         }
-                        model.logits(ws, rows);
-                        cuda.argmax(next, ws.logits, batch);
+                        if ((skip & HEAD) == 0) {
+                            model.logits(ws, rows);
+                            cuda.argmax(next, ws.logits, batch);
+                        }
                     };
+                    Runnable step = stepWithout.apply(0);
                     for (int i = 0; i < 3; i++) {
                         step.run();
                     }
@@ -442,6 +457,16 @@ public final class ModelBench {
                     }
                     System.out.printf("decode batch %d: eager %s ms/step, graph %.4f ms/step; same tokens after replays %s; KV pool %.1f GB%n",
                             batch, Arrays.toString(eager), graph, Arrays.equals(tokens, again), pool.bytes() / 1e9);
+                    if (graph > 0) {
+                        // Where the graph's time goes: each phase is the step's time minus the time of the step without it.
+                        StringBuilder parts = new StringBuilder();
+                        for (int phase : new int[] {PROJECT, ATTEND, FINISH, HEAD}) {
+                            double without = graphTime(stepWithout.apply(phase), 20);
+                            parts.append(String.format(" %s %.3f ms (%.0f%%);", PHASES[Integer.numberOfTrailingZeros(phase)],
+                                    graph - without, 100 * (graph - without) / graph));
+                        }
+                        System.out.printf("decode batch %d graph breakdown (step minus the step without the phase):%s%n", batch, parts);
+                    }
                 }
             }
         }
