@@ -125,13 +125,19 @@ fi
 m1b() { [[ -f /tmp/m1b/config.json ]] || sps2 make-model --shape llama-3.2-1b --out /tmp/m1b | tail -2; }
 if [[ $what == *tests* ]]; then
   echo "=== the CUDA tests and the shard engine's tests on the GPU"
-  "$root/jre/bin/java" --add-modules jdk.incubator.vector -jar "$root"/tests/junit-platform-console-standalone-*.jar execute \
-    -cp "$cp_:$root/tests/sps2-gpu-tests.jar:$root/tests/sps2-operators-tests.jar:$root/tests/sps2-tests-tests.jar" \
-    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest \
+  junit() {  # $1: log name; then --select-class arguments
+    local log=$1
+    shift
+    "$root/jre/bin/java" --add-modules jdk.incubator.vector -jar "$root"/tests/junit-platform-console-standalone-*.jar execute \
+      -cp "$cp_:$root/tests/sps2-gpu-tests.jar:$root/tests/sps2-operators-tests.jar:$root/tests/sps2-tests-tests.jar" "$@" \
+      --details=tree --disable-banner 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/$log.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
+  }
+  junit tests --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest \
     --select-class sps2.gpu.cuda.CudaExchangeTest --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.gpu.cuda.CudaFusedKernelsTest \
-    --select-class sps2.gpu.cuda.CudaBatchInvarianceTest --select-class sps2.operators.shard.ShardEngineTest \
-    --select-class sps2.gpu.cuda.GemmPlannerTest --select-class sps2.tests.GpuRecoveryTest \
-    --details=tree --disable-banner 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/tests.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
+    --select-class sps2.operators.shard.ShardEngineTest --select-class sps2.gpu.cuda.GemmPlannerTest
+  # the batch-invariant kernels in a JVM of their own: a kernel that faults leaves its context unusable for the process
+  echo "--- the batch-invariant kernels"
+  junit tests-invariant --select-class sps2.gpu.cuda.CudaBatchInvarianceTest --select-class sps2.tests.GpuRecoveryTest
 fi
 if [[ $what == *tbt* ]]; then
   echo "=== TBT of one request with a 4K prompt alone, the job on the GPU (1B shape), sps2 SP 1"

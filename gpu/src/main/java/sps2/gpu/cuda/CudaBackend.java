@@ -160,13 +160,18 @@ public final class CudaBackend implements Backend {
         if (device.closed()) {
             return;
         }
-        device.drain();
-        memory.closePool();
-        exchange.close();
-        memory.freeAllExact();
-        device.destroyStreams();
-        kernels.close();
-        device.release();
+        try {
+            device.drain();
+            memory.closePool();
+            exchange.close();
+            memory.freeAllExact();
+            device.destroyStreams();
+            kernels.close();
+        } finally {
+            // even when a kernel fault broke the context (the calls above then throw), let go of the primary context, so
+            // that the next backend on this device starts from a fresh one instead of inheriting the broken one
+            device.release();
+        }
         LOG.info("Closed CUDA device {}.", device.ordinal);
     }
 

@@ -49,9 +49,10 @@ final class CudaExchange {
 
     /** An event recorded on the calling thread's stream. */
     Fence fence() {
+        CUstream stream = device.stream(); // first: it makes the device's context current on this thread
         CUevent e = new CUevent();
         cuEventCreate(e, CUevent_flags.CU_EVENT_DISABLE_TIMING);
-        cuEventRecord(e, device.stream());
+        cuEventRecord(e, stream);
         return new CudaFence(e, backend);
     }
 

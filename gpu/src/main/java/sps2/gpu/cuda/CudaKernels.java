@@ -110,6 +110,7 @@ final class CudaKernels {
         for (GemmKernel g : Stream.concat(GemmPlanner.GEMMS.stream(), GemmPlanner.INVARIANT_TILES.stream()).toList()) {
             maxDynamicShared(g.name(), g.smem());
         }
+        maxDynamicShared("sample_rows", CudaSampling.SAMPLE_SMEM);
         this.hopperModule = loadHopperModule();
         for (int d : new int[] {64, 128}) {
             for (CudaAttention.PrefillKernel k : CudaAttention.PREFILLS) {
@@ -135,13 +136,12 @@ final class CudaKernels {
         }
         try {
             CUmodule module = load(HOPPER_ATTENTION_MODULE);
-            for (String f : kernelNames(HOPPER_ATTENTION_MODULE)) {
-                CUfunction fn = new CUfunction();
-                cuModuleGetFunction(fn, module, f);
-                functions.put(f, fn);
-            }
+            // each kernel is listed only once its shared-memory limit is set: a listed kernel is one that can launch
             for (CudaAttention.PrefillKernel k : CudaAttention.HOPPER_PREFILLS) {
-                maxDynamicShared(k.name(64), k.smem(64));
+                CUfunction fn = new CUfunction();
+                cuModuleGetFunction(fn, module, k.name(64));
+                cuFuncSetAttribute(fn, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, k.smem(64));
+                functions.put(k.name(64), fn);
             }
         } catch (RuntimeException e) {
             LOG.warn("The Hopper attention kernels could not be loaded; their variants fall back to the portable ones.", e);

@@ -19,12 +19,11 @@ final class CudaSampling {
     static final int SAMPLE_INVALID = -1;
     static final int SAMPLE_UNDECIDED = -2;
     /** sample_rows' dynamic shared memory: histogram counts and mantissa sums (2048 bins), 8192 candidate keys. */
-    private static final int SAMPLE_SMEM = 2048 * (4 + 8) + 8192 * 8;
+    static final int SAMPLE_SMEM = 2048 * (4 + 8) + 8192 * 8;
 
     private final CudaBackend backend;
     private final CudaKernels kernels;
     private final LongAdder hostSampledRows = new LongAdder();
-    private volatile boolean sampleSmemSet;
 
     CudaSampling(CudaBackend backend, CudaKernels kernels) {
         this.backend = backend;
@@ -107,10 +106,6 @@ final class CudaSampling {
     void sampleOnDevice(CudaTensor ids, CudaTensor logits, int n, CudaTensor params, float marginScale) {
         need(ids.isInt() && ids.rows() * ids.cols() >= n, "sample: ids must be an integer tensor of at least n values");
         need(!logits.isInt() && params.isInt() && params.rows() * params.cols() >= 6 * n, "sample: float logits and 6 parameter ints per row");
-        if (!sampleSmemSet) {
-            kernels.maxDynamicShared("sample_rows", SAMPLE_SMEM);
-            sampleSmemSet = true;
-        }
         if (n > 0) {
             kernels.launch("sample_rows", n, 1, 1, 1024, SAMPLE_SMEM, ids.ptr(), logits.ptr(), logits.dtype().code, logits.cols(), params.ptr(),
                     marginScale);
