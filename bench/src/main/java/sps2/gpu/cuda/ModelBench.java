@@ -462,8 +462,9 @@ public final class ModelBench {
                         StringBuilder parts = new StringBuilder();
                         for (int phase : new int[] {PROJECT, ATTEND, FINISH, HEAD}) {
                             double without = graphTime(stepWithout.apply(phase), 20);
-                            parts.append(String.format(" %s %.3f ms (%.0f%%);", PHASES[Integer.numberOfTrailingZeros(phase)],
-                                    graph - without, 100 * (graph - without) / graph));
+                            String name = PHASES[Integer.numberOfTrailingZeros(phase)];
+                            parts.append(without <= 0 ? String.format(" %s: not recorded;", name)
+                                    : String.format(" %s %.3f ms (%.0f%%);", name, graph - without, 100 * (graph - without) / graph));
                         }
                         System.out.printf("decode batch %d graph breakdown (step minus the step without the phase):%s%n", batch, parts);
                     }
