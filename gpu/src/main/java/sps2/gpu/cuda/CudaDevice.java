@@ -215,6 +215,7 @@ final class CudaDevice {
 
     /** close(), last (after the modules are unloaded): releases the primary context. */
     void release() {
+        closed = true; // also when drain() failed: a second close() must not release the context again
         cuDevicePrimaryCtxRelease(device);
         CURRENT.remove();
     }
