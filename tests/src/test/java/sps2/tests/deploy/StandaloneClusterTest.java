@@ -73,15 +73,21 @@ class StandaloneClusterTest {
             first.send(producer);
             midLoad(flink, job, first);
             long restartsBefore = Math.max(0, flink.jobMetric(job, "numRestarts"));
+            long failuresBefore = Math.max(0, flink.failures(job));
             phase("batch a mid-load", t0);
             flink.killTaskManager();
             flink.startTaskManager();
             phase("replacement TaskManager registered", t0);
             awaitAll(first, flink);
             phase("batch a finished", t0);
-            // The REST API's metrics are fetched from the JobManager every few seconds: wait for the update.
-            flink.awaitRest(() -> flink.jobMetric(job, "numRestarts") > restartsBefore, "the restart to show in numRestarts");
-            long restarts = flink.jobMetric(job, "numRestarts") - restartsBefore;
+            // The restart shows in numRestarts (fetched from the JobManager every few seconds; seen to lag for minutes on a
+            // loaded 2-core machine) or in the job's exception history (read from the execution graph on each request).
+            flink.awaitRest(() -> flink.jobMetric(job, "numRestarts") > restartsBefore || flink.failures(job) > failuresBefore,
+                    "the restart to show in numRestarts or the job's exception history");
+            long failures = flink.failures(job) - failuresBefore;
+            long restarts = Math.max(flink.jobMetric(job, "numRestarts") - restartsBefore, failures);
+            System.out.printf("standalone cluster: the kill -9 shows as %d restart(s) in numRestarts and %d failure(s) in the exception history%n",
+                    flink.jobMetric(job, "numRestarts") - restartsBefore, failures);
             assertPrometheus(flink.taskManagerMetricsPort(2));
 
             // 2. flink cancel mid-load keeps the checkpoint; the same flink run resumes from it.

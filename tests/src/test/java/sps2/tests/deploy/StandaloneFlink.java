@@ -210,6 +210,17 @@ final class StandaloneFlink implements AutoCloseable {
         return values.get(0).path("value").asLong(-1);
     }
 
+    /**
+     * Failures in a job's exception history per the REST API (each one a failover the job went through), or -1. It
+     * is built from the job's execution graph on every request, while the metrics behind {@link #jobMetric} reach the
+     * REST API through a fetcher that may lag under load.
+     */
+    long failures(String jobId) {
+        JsonNode exceptions = rest("/jobs/" + jobId + "/exceptions?maxExceptions=1000");
+        JsonNode entries = exceptions == null ? null : exceptions.path("exceptionHistory").path("entries");
+        return entries == null || !entries.isArray() ? -1 : entries.size();
+    }
+
     /** Completed checkpoints of a job per the REST API, or -1. */
     long completedCheckpoints(String jobId) {
         JsonNode checkpoints = rest("/jobs/" + jobId + "/checkpoints");
