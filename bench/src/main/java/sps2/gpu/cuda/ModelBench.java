@@ -350,6 +350,12 @@ public final class ModelBench {
         String list = System.getProperty("sps2.bench.prefillVariants", "");
         for (String variant : list.isBlank() ? List.of("") : List.of(list.split(","))) {
             if (!variant.isEmpty()) {
+                // a variant that is not loaded would fall back to w8 and be timed under the wrong name
+                String kernel = "attn_prefill_d" + model.config().headSize() + "_" + variant;
+                if (!cuda.hasKernel(kernel)) {
+                    System.out.printf("prefill variant %s: kernel %s is not loaded on this device, not timed%n", variant, kernel);
+                    continue;
+                }
                 cuda.prefillVariant(variant);
             }
             prefill(model, variant.isEmpty() ? "" : ":" + variant);

@@ -247,9 +247,9 @@ final class CudaKernels {
 
     /**
      * Loads a module into the current context: its sm_90 machine code (the build's cubin) on a compute capability 9.0
-     * device, else its PTX, which the driver compiles at load (about 20 s for all modules on an H200, paid by every
-     * process: the cubins are what make a CUDA backend open in well under a second there). A cubin the driver refuses
-     * falls back to the PTX.
+     * device, else its PTX, which the driver compiles at load (about 20 s for all modules on an H200 in session 4's
+     * measurement, paid by every process; with the cubins that compilation is gone). A cubin the driver refuses falls
+     * back to the PTX.
      */
     private CUmodule load(String name) {
         CUmodule module = new CUmodule();
@@ -260,7 +260,8 @@ final class CudaKernels {
                 modules.add(module);
                 return module;
             } catch (RuntimeException e) {
-                LOG.info("The driver refused the machine code of kernel module {} ({}); compiling its PTX instead.", name, e.getMessage());
+                LOG.warn("The driver refused the machine code of kernel module {} ({}); compiling its PTX instead, which makes "
+                        + "opening the backend slower.", name, e.getMessage());
             }
         }
         cuModuleLoadData(module, readPtx(name));
