@@ -18,6 +18,10 @@
 #       checked against w8 on the bench inputs, then timed in two rounds) beside torch SDPA, and the tables.
 #       Either part alone: `device sp` or `device attn`. `attn` also checks the Hopper kernels (attention_sm90a.cu)
 #       against float64 in a JVM of their own and, if they pass, times them beside w8 and w8_all in another.
+#   bash .device-carry/run-on-device.sh device tests
+#       on the device: every CUDA test of the gpu module, the batch-invariant kernels' in a JVM of their own. With the
+#       carry's own runtime (SPS2_CARRY_JRE=1, 40 MB) this is the one call that checks the kernels when the job's
+#       two-part class path cannot travel.
 #   bash .device-carry/run-on-device.sh device probe
 #       on the device: CudaInvarianceProbe, which GEMM and attention kernels give a row the same bits in any batch.
 #   bash .device-carry/run-on-device.sh device model [stories,write,correct,prefill,decode,trained]
@@ -90,6 +94,22 @@ fi
 cp_=$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv || true
 $java -version 2>&1 | head -1
+gpu_tests() {  # every CUDA test of the gpu module; the batch-invariant kernels in a JVM of their own (a kernel that faults takes its context with it)
+  local log
+  for log in tests tests-invariant; do
+    local classes="--select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest
+      --select-class sps2.gpu.cuda.CudaExchangeTest --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.gpu.cuda.CudaFusedKernelsTest"
+    [[ $log == tests ]] || classes="--select-class sps2.gpu.cuda.CudaBatchInvarianceTest"
+    # shellcheck disable=SC2086
+    timeout ${SPS2_TESTS_TIMEOUT:-300} $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
+      $classes --details=tree --disable-banner 2>&1 | tee "$out/$log.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
+  done
+}
+if [[ $scope == tests ]]; then
+  # the CUDA tests alone (when the Flink job's class path cannot travel): issue 17's check and issue 14's kernel-level one
+  gpu_tests
+  exit 0
+fi
 if [[ $scope == probe ]]; then
   # which kernels give a row the same bits whatever the other rows (CudaInvarianceProbe: a measurement, not a test)
   $java -Xmx16g --add-modules jdk.incubator.vector -cp "$cp_" sps2.gpu.cuda.CudaInvarianceProbe 2>&1 | grep -v "WARNING: Using incubator" \
@@ -129,9 +149,7 @@ if [[ $scope == sp* || $scope == attn* ]]; then
       sps2.operators.sp.GpuSpDryRun /tmp/sps2-sp "${filter:-8192,32768}" 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/sp.log" | grep -v "^SP "
   fi
   # SPS2_NO_TESTS=1: skip the portable CUDA tests here (when the same call or the next one runs them through job-on-device.sh)
-  [[ -n ${SPS2_NO_TESTS:-} ]] || $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
-    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaExchangeTest \
-    --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -25
+  [[ -n ${SPS2_NO_TESTS:-} ]] || gpu_tests
   if [[ $scope == *attn* ]]; then
     # the Hopper kernels (attention_sm90a.cu) in JVMs of their own: one that traps takes its device context with it
     timeout 300 $java --add-modules jdk.incubator.vector -Dsps2.test.hopperAttention=true -jar "$here"/lib/junit-platform-console-standalone-*.jar \
