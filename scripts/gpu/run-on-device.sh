@@ -94,16 +94,18 @@ fi
 cp_=$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv || true
 $java -version 2>&1 | head -1
+junit() {  # $1: log name, $2: time limit in s; then the JUnit console's selectors and options ($junit_opts: JVM options)
+  local log=$1 limit=$2
+  shift 2
+  timeout "$limit" $java ${junit_opts:-} --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
+    "$@" --details=tree --disable-banner 2>&1 | tee "$out/$log.log"
+}
 gpu_tests() {  # every CUDA test of the gpu module; the batch-invariant kernels in a JVM of their own (a kernel that faults takes its context with it)
-  local log
-  for log in tests tests-invariant; do
-    local classes="--select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest
-      --select-class sps2.gpu.cuda.CudaExchangeTest --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.gpu.cuda.CudaFusedKernelsTest"
-    [[ $log == tests ]] || classes="--select-class sps2.gpu.cuda.CudaBatchInvarianceTest"
-    # shellcheck disable=SC2086
-    timeout ${SPS2_TESTS_TIMEOUT:-300} $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
-      $classes --details=tree --disable-banner 2>&1 | tee "$out/$log.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
-  done
+  local limit=${SPS2_TESTS_TIMEOUT:-300} shown="✘|tests (successful|failed|skipped)|Exception|expected"
+  junit tests "$limit" --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest \
+    --select-class sps2.gpu.cuda.CudaSamplingTest --select-class sps2.gpu.cuda.CudaExchangeTest \
+    --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.gpu.cuda.CudaFusedKernelsTest | grep -E "$shown" | head -40 || true
+  junit tests-invariant "$limit" --select-class sps2.gpu.cuda.CudaBatchInvarianceTest | grep -E "$shown" | head -40 || true
 }
 if [[ $scope == tests ]]; then
   # the CUDA tests alone (when the Flink job's class path cannot travel): issue 17's check and issue 14's kernel-level one
@@ -152,9 +154,8 @@ if [[ $scope == sp* || $scope == attn* ]]; then
   [[ -n ${SPS2_NO_TESTS:-} ]] || gpu_tests
   if [[ $scope == *attn* ]]; then
     # the Hopper kernels (attention_sm90a.cu) in JVMs of their own: one that traps takes its device context with it
-    timeout 300 $java --add-modules jdk.incubator.vector -Dsps2.test.hopperAttention=true -jar "$here"/lib/junit-platform-console-standalone-*.jar \
-      execute -cp "$cp_" --select-method sps2.gpu.cuda.CudaBackendTest#everyHopperPrefillVariantMatchesFloat64 \
-      --details=tree --disable-banner 2>&1 | tee "$out/tests_hopper.log" | grep -vE "^\s*$" | tail -8
+    junit_opts=-Dsps2.test.hopperAttention=true junit tests_hopper 300 \
+      --select-method sps2.gpu.cuda.CudaBackendTest#everyHopperPrefillVariantMatchesFloat64 | grep -vE "^\s*$" | tail -8
     $java -Xmx16g -cp "$cp_" sps2.gpu.cuda.CudaBench full prefill 2>&1 | tee "$out/ours.tsv" | grep -vE "^(BENCH|CHECK|ROUNDS)"
     if grep -qE "\[ +1 tests successful" "$out/tests_hopper.log" && grep -qE "\[ +0 tests failed" "$out/tests_hopper.log"; then
       timeout 200 $java -Xmx16g -Dsps2.bench.hopperAttention=true -cp "$cp_" sps2.gpu.cuda.CudaBench full prefill 2>&1 \
@@ -173,11 +174,7 @@ if [[ $scope == sp* || $scope == attn* ]]; then
   [[ -f $out/table.txt ]] && cat "$out/table.txt"
   exit 0
 fi
-if [[ $scope != bench ]]; then
-  $java --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
-    --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest --select-class sps2.gpu.cuda.CudaExchangeTest \
-    --details=tree --disable-banner 2>&1 | tee "$out/tests.log" | grep -vE "^\s*$" | tail -40 || true
-fi
+[[ $scope == bench ]] || gpu_tests
 set +e
 $java -cp "$cp_" sps2.gpu.cuda.CudaBench "$scope" "$filter" 2>&1 | tee "$out/ours.tsv" | grep -v "^BENCH"
 PYTHONUNBUFFERED=1 python3 "$here/torch_peer.py" "$scope" "$filter" 2>&1 | tee "$out/torch.tsv" | grep -v "^TORCH"

@@ -351,9 +351,9 @@ public final class ModelBench {
         for (String variant : list.isBlank() ? List.of("") : List.of(list.split(","))) {
             if (!variant.isEmpty()) {
                 // a variant that is not loaded would fall back to w8 and be timed under the wrong name
-                String kernel = "attn_prefill_d" + model.config().headSize() + "_" + variant;
-                if (!cuda.hasKernel(kernel)) {
-                    System.out.printf("prefill variant %s: kernel %s is not loaded on this device, not timed%n", variant, kernel);
+                if (!cuda.runsPrefillVariant(model.config().headSize(), variant)) {
+                    System.out.printf("prefill variant %s: no kernel for head size %d is loaded on this device, not timed%n",
+                            variant, model.config().headSize());
                     continue;
                 }
                 cuda.prefillVariant(variant);

@@ -129,14 +129,20 @@ final class CudaAttention {
 
     /** The kernel of the variant in use for head size d, or w8 where that variant is not built (or not loaded) for it. */
     private PrefillKernel prefillKernel(int d) {
+        PrefillKernel k = loadedPrefill(d, prefillVariant);
+        return k != null ? k : PREFILLS.get(1);
+    }
+
+    /** The kernel of {@code variant} for head size d, or null where it is not built for d or not loaded on this device. */
+    PrefillKernel loadedPrefill(int d, String variant) {
         for (List<PrefillKernel> list : List.of(PREFILLS, HOPPER_PREFILLS)) {
             for (PrefillKernel k : list) {
-                if (k.variant().equals(prefillVariant) && hasPrefill(d, k) && kernels.has(k.name(d))) {
+                if (k.variant().equals(variant) && hasPrefill(d, k) && kernels.has(k.name(d))) {
                     return k;
                 }
             }
         }
-        return PREFILLS.get(1);
+        return null;
     }
 
     /** Attention over the paged KV pool, for a batch that {@link CudaPrepared} laid out on the device. */

@@ -494,6 +494,11 @@ public final class CudaBackend implements Backend {
         return attention.prefillVariant();
     }
 
+    /** Whether prefill {@code variant} runs its own kernel for head size d here, rather than falling back to w8. */
+    boolean runsPrefillVariant(int headSize, String variant) {
+        return attention.loadedPrefill(headSize, variant) != null;
+    }
+
     /** Switches the prefill kernel variant (the benchmark and tests). */
     void prefillVariant(String variant) {
         attention.prefillVariant(variant);

@@ -85,9 +85,10 @@ class StandaloneClusterTest {
             flink.awaitRest(() -> flink.jobMetric(job, "numRestarts") > restartsBefore || flink.failures(job) > failuresBefore,
                     "the restart to show in numRestarts or the job's exception history");
             long failures = flink.failures(job) - failuresBefore;
-            long restarts = Math.max(flink.jobMetric(job, "numRestarts") - restartsBefore, failures);
+            long restartMetric = flink.jobMetric(job, "numRestarts") - restartsBefore;
+            long restarts = Math.max(restartMetric, failures);
             System.out.printf("standalone cluster: the kill -9 shows as %d restart(s) in numRestarts and %d failure(s) in the exception history%n",
-                    flink.jobMetric(job, "numRestarts") - restartsBefore, failures);
+                    restartMetric, failures);
             assertPrometheus(flink.taskManagerMetricsPort(2));
 
             // 2. flink cancel mid-load keeps the checkpoint; the same flink run resumes from it.
