@@ -128,9 +128,11 @@ if [[ $what == *tests* ]]; then
   junit() {  # $1: log name; then --select-class arguments
     local log=$1
     shift
-    "$root/jre/bin/java" --add-modules jdk.incubator.vector -jar "$root"/tests/junit-platform-console-standalone-*.jar execute \
-      -cp "$cp_:$root/tests/sps2-gpu-tests.jar:$root/tests/sps2-operators-tests.jar:$root/tests/sps2-tests-tests.jar" "$@" \
-      --details=tree --disable-banner 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/$log.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
+    # the launcher and the tests on the JVM's class path, not the launcher's -cp: the embedded broker loads classes
+    # by name on threads of the common pool, whose context loader is the JVM's (ClassNotFoundException otherwise)
+    "$root/jre/bin/java" --add-modules jdk.incubator.vector \
+      -cp "$cp_:$root/tests/sps2-gpu-tests.jar:$root/tests/sps2-operators-tests.jar:$root/tests/sps2-tests-tests.jar:$(ls "$root"/tests/junit-platform-console-standalone-*.jar)" \
+      org.junit.platform.console.ConsoleLauncher execute "$@" --details=tree --disable-banner 2>&1 | grep -v "WARNING: Using incubator" | tee "$out/$log.log" | grep -E "✘|tests (successful|failed|skipped)|Exception|expected" | head -40
   }
   junit tests --select-class sps2.gpu.cuda.CudaBackendTest --select-class sps2.gpu.cuda.CudaCpuParityTest --select-class sps2.gpu.cuda.CudaSamplingTest \
     --select-class sps2.gpu.cuda.CudaExchangeTest --select-class sps2.gpu.cuda.CudaHandoffTest --select-class sps2.gpu.cuda.CudaFusedKernelsTest \

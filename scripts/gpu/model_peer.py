@@ -9,8 +9,9 @@ Usage: model_peer.py WORK_DIR OURS_LOG
    model; greedy tokens for 64 steps (agreement, first divergence and the float32 logit margin there); and
    teacher-forced agreement (HF's argmax given our own prefix at each of our 64 steps).
 2. Timings: the ceilings (device copy, 8192^3 bf16 matmul), HF prefill 8K/32K (SDPA), HF decode step at
-   batch 1/32/128 with a 4K KV cache (eager PyTorch, DynamicCache); then one table with our figures,
-   HF's and the floors.
+   batch 1/32/128 with a 4K KV cache (eager PyTorch, DynamicCache); the same prefill in plain PyTorch and the
+   decode step in plain PyTorch captured as a CUDA graph ("torch": compared with our graph where we have one);
+   then one table with our figures, HF's, plain torch's and the floors.
 """
 import os
 import sys
@@ -303,6 +304,56 @@ def plain_prefill(L, reps=3):
     return t[len(t) // 2]
 
 
+@torch.no_grad()
+def plain_decode(B):
+    """One decode step of the same model in plain PyTorch for B sequences with CTX cached positions each, captured as
+    a CUDA graph (the fair peer of our graph column): static KV cache per layer, fused QKV and gate/up weights,
+    cuBLAS products, SDPA with GQA over the whole cache, the new K/V written at a fixed position, greedy argmax."""
+    import torch.nn.functional as F
+    c = m16.config
+    hs, nh, nkv, eps = c.hidden_size // c.num_attention_heads, c.num_attention_heads, c.num_key_value_heads, c.rms_norm_eps
+    lw = []
+    for lyr in m16.model.layers:
+        a, f = lyr.self_attn, lyr.mlp
+        lw.append((lyr.input_layernorm.weight, torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]).contiguous(),
+                   a.o_proj.weight, lyr.post_attention_layernorm.weight,
+                   torch.cat([f.gate_proj.weight, f.up_proj.weight]).contiguous(), f.down_proj.weight))
+    cache = [(torch.randn(B, nkv, CTX, hs, dtype=torch.bfloat16, device=dev),
+              torch.randn(B, nkv, CTX, hs, dtype=torch.bfloat16, device=dev)) for _ in lw]
+    pos = torch.tensor([CTX - 1], device=dev)
+    inv = 1.0 / (getattr(c, "rope_theta", 500000.0) ** (torch.arange(0, hs, 2, device=dev, dtype=torch.float32) / hs))
+    ang = pos.float()[:, None] * inv[None, :]
+    cos = torch.cat([ang.cos(), ang.cos()], -1).to(torch.bfloat16)
+    sin = torch.cat([ang.sin(), ang.sin()], -1).to(torch.bfloat16)
+
+    def rope(t):  # [B, heads, 1, hs]
+        t1, t2 = t[..., : hs // 2], t[..., hs // 2:]
+        return t * cos + torch.cat([-t2, t1], -1) * sin
+
+    tok = torch.randint(0, min(128000, c.vocab_size), (B,), generator=g).to(dev)
+    qd, kd = nh * hs, nkv * hs
+
+    def step():
+        x = m16.model.embed_tokens(tok)
+        for (n1, wqkv, wo, n2, wgu, wd), (kc, vc) in zip(lw, cache):
+            h = F.rms_norm(x, (c.hidden_size,), n1, eps)
+            qkv = h @ wqkv.T
+            q = rope(qkv[:, :qd].view(B, nh, 1, hs))
+            kc.index_copy_(2, pos, rope(qkv[:, qd:qd + kd].view(B, nkv, 1, hs)))
+            vc.index_copy_(2, pos, qkv[:, qd + kd:].view(B, nkv, 1, hs))
+            o = F.scaled_dot_product_attention(q, kc, vc, enable_gqa=True)
+            x = x + o.reshape(B, qd) @ wo.T
+            h = F.rms_norm(x, (c.hidden_size,), n2, eps)
+            gu = h @ wgu.T
+            x = x + (F.silu(gu[:, : c.intermediate_size]) * gu[:, c.intermediate_size:]) @ wd.T
+        h = F.rms_norm(x, (c.hidden_size,), m16.model.norm.weight, eps)
+        tok.copy_((h @ m16.lm_head.weight.T).argmax(-1))
+
+    ms = timed_graph(step, inner=1, reps=9)
+    del cache
+    return ms
+
+
 PLAIN_MS = {}
 for L in PREFILLS:
     try:
@@ -310,6 +361,14 @@ for L in PREFILLS:
         print(f"TORCH\tprefill_L{L}\t{PLAIN_MS[f'prefill_L{L}']:.5f}", flush=True)
     except Exception as e:  # noqa: BLE001 - a peer that fails must not take HF's figures and the table with it
         log(f"plain torch prefill {L} failed: {type(e).__name__}: {str(e)[:300]}")
+    if not DRY:
+        torch.cuda.empty_cache()
+for B in BATCHES:
+    try:
+        PLAIN_MS[f"decode_B{B}_C{CTX}"] = plain_decode(B)
+        print(f"TORCH\tdecode_B{B}_C{CTX}\t{PLAIN_MS[f'decode_B{B}_C{CTX}']:.5f}", flush=True)
+    except Exception as e:  # noqa: BLE001
+        log(f"plain torch decode batch {B} failed: {type(e).__name__}: {str(e)[:300]}")
     if not DRY:
         torch.cuda.empty_cache()
 for L in PREFILLS:
@@ -358,7 +417,7 @@ for key, (flops, nbytes) in info.items():
     for name, ms, gr in rows:
         best = min(x for x in (ms, gr) if x is not None)
         log(f"{name:34} {ms:9.3f} {gr if gr else nan:9.3f} {t if t else nan:9.3f} {(t / ms if t else nan):7.2f}x "
-            f"{pt if pt else nan:9.3f} {(pt / ms if pt else nan):9.2f}x {floor:9.3f} {'compute' if fc >= fb else 'bytes':>7} "
+            f"{pt if pt else nan:9.3f} {(pt / (gr or ms) if pt else nan):9.2f}x {floor:9.3f} {'compute' if fc >= fb else 'bytes':>7} "
             f"{floor / best * 100:9.0f}% {flops / 1e12:7.2f} {nbytes / 1e9:6.2f}")
 if os.environ.get("OUT_TABLE"):
     with open(os.environ["OUT_TABLE"], "w") as f:

@@ -97,8 +97,9 @@ $java -version 2>&1 | head -1
 junit() {  # $1: log name, $2: time limit in s; then the JUnit console's selectors and options ($junit_opts: JVM options)
   local log=$1 limit=$2
   shift 2
-  timeout "$limit" $java ${junit_opts:-} --add-modules jdk.incubator.vector -jar "$here"/lib/junit-platform-console-standalone-*.jar execute -cp "$cp_" \
-    "$@" --details=tree --disable-banner 2>&1 | tee "$out/$log.log"
+  # the launcher and the tests on the JVM's class path: threads outside JUnit's loader (a broker's common pool) see them
+  timeout "$limit" $java ${junit_opts:-} --add-modules jdk.incubator.vector -cp "$cp_:$(ls "$here"/lib/junit-platform-console-standalone-*.jar)" \
+    org.junit.platform.console.ConsoleLauncher execute "$@" --details=tree --disable-banner 2>&1 | tee "$out/$log.log"
 }
 gpu_tests() {  # every CUDA test of the gpu module; the batch-invariant kernels in a JVM of their own (a kernel that faults takes its context with it)
   local limit=${SPS2_TESTS_TIMEOUT:-300} shown="✘|tests (successful|failed|skipped)|Exception|expected"
@@ -125,8 +126,10 @@ if [[ $scope == model ]]; then
   [[ -f $stories ]] || stories=-
   # SPS2_PREFILL=<variant> (e.g. wg3p): the whole model with that prefill attention kernel;
   # SPS2_PREFILLS=w8_all,wg3p: the prefill section once per variant, in one process
+  # SPS2_INVARIANT=1: the batch-invariant kernels; SPS2_NO_PEER=1: our figures only (no transformers / torch run)
   bench() { $java -Xmx24g --add-modules jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
-    -Dsps2.cuda.prefillVariant=${SPS2_PREFILL:-w8_all} -Dsps2.bench.prefillVariants=${SPS2_PREFILLS:-} -cp "$cp_" \
+    -Dsps2.cuda.prefillVariant=${SPS2_PREFILL:-w8_all} -Dsps2.bench.prefillVariants=${SPS2_PREFILLS:-} \
+    -Dsps2.bench.batchInvariant=$([[ -n ${SPS2_INVARIANT:-} ]] && echo true || echo false) -cp "$cp_" \
     sps2.gpu.cuda.ModelBench "$work" "$@" 2>&1 | grep -v "WARNING: Using incubator"; }
   if [[ -z $filter || $filter == *trained* ]]; then
     # the random checkpoint first, then train_peer.py gives a copy of it confident predictions (see that script)
@@ -136,11 +139,11 @@ if [[ $scope == model ]]; then
   else
     bench "$stories" "$filter" | tee "$out/ours_model.log"
   fi
-  OUT_TABLE=$out/model_table.txt PYTHONUNBUFFERED=1 python3 "$here/model_peer.py" "$work" "$out/ours_model.log" 2>&1 \
+  [[ -n ${SPS2_NO_PEER:-} ]] || OUT_TABLE=$out/model_table.txt PYTHONUNBUFFERED=1 python3 "$here/model_peer.py" "$work" "$out/ours_model.log" 2>&1 \
     | tee "$out/hf_model.log" | grep -vE "^HF\s|it/s\]|Loading|^\s*$"
   echo "=== summary"
   grep -hE "^CHECK|FAILED|^decode batch|^prefill [0-9]|^train_peer" "$out/ours_model.log" "$out/hf_model.log" "$out/train.log" 2>/dev/null
-  cat "$out/model_table.txt"
+  [[ -f $out/model_table.txt ]] && cat "$out/model_table.txt"
   exit 0
 fi
 if [[ $scope == sp* || $scope == attn* ]]; then

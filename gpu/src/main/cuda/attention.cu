@@ -18,13 +18,6 @@ __device__ __forceinline__ float poly_exp2(float x) {
     return __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
 }
 
-// Two 2^x at once on the special-function unit, bf16 in and out (sm_90).
-__device__ __forceinline__ uint32_t ex2_bf16x2(uint32_t x) {
-    uint32_t y;
-    asm("ex2.approx.ftz.bf16x2 %0, %1;" : "=r"(y) : "r"(x));
-    return y;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Row kernel: one block (4 warps) per (query row, KV head, key split); the G query heads of the KV
 // head share every K/V load. Lanes are grouped L = D/8 per key (16 bytes each), so a warp covers

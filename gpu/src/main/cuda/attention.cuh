@@ -31,4 +31,11 @@ __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
+// Two 2^x at once on the special-function unit, bf16 in and out (sm_90).
+__device__ __forceinline__ uint32_t ex2_bf16x2(uint32_t x) {
+    uint32_t y;
+    asm("ex2.approx.ftz.bf16x2 %0, %1;" : "=r"(y) : "r"(x));
+    return y;
+}
+
 __device__ __forceinline__ float rescale(float m, float mn) { return m == -INFINITY ? 0.f : fast_exp2(m - mn); }

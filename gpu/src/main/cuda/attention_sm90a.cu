@@ -1,17 +1,21 @@
 // Prefill attention for Hopper (sm_90a), head size 64, in the manner of FlashAttention-3: the two products of
 // every key tile on the asynchronous warpgroup tensor cores (wgmma), K/V loads by a warpgroup of their own.
 //
-// One block per (query head, tile of 128 query rows of one sequence), three warpgroups:
+// One block per (query head, tile of 64 * NC query rows of one sequence), NC + 1 warpgroups:
 //   warpgroup 0, the producer: copies K/V tiles of 128 keys (paged pool or compact K/V, addressed as in
 //     attention.cu) into a ring of STAGES shared-memory slots with cp.async; each thread's copies signal the
 //     slot's "full" mbarrier when they land (cp.async.mbarrier.arrive.noinc, 128 arrivals a slot);
-//   warpgroups 1 and 2, the consumers: 64 query rows each. Per key tile: S[64 x 128] = Q K^T by four
+//   warpgroups 1 .. NC, the consumers: 64 query rows each. Per key tile: S[64 x 128] = Q K^T by four
 //     m64n128k16 wgmmas (Q and K from shared memory), the masked online softmax in registers, then
 //     O[64 x 64] += P V by eight m64n64k16 wgmmas with P from registers (the S accumulator layout is the A
 //     fragment layout: no shuffles) and V read N-major where it lies. Each warp releases the slot ("empty",
-//     8 arrivals) when its products are done.
-// The two consumer warpgroups are not forced into step: while one runs its softmax the tensor cores run the
-// other's products. Blocks take the tiles in CudaPrepared's order: the ones with the most keys start first.
+//     4 NC arrivals) when its products are done.
+// The consumer warpgroups are not forced into step: while one runs its softmax the tensor cores run the
+// others' products (NC = 3, as FlashAttention-3 uses for head size 64: two warpgroups' products can cover a
+// third one's softmax, whose exponentials at d = 64 take as long as its products at the tensor cores' peak).
+// EXB: the exponentials two at a time in bf16 (ex2.bf16x2: half the special-function work, P comes out packed)
+// and O rescaled only when a row max grew by more than 8 (log2): the stale max keeps p <= 2^8, exact after the
+// final division; the row sums add the bf16 p that the P V product uses. Blocks take the tiles in CudaPrepared's order: the ones with the most keys start first.
 // Same arguments and outputs as attn_prefill (attention.cu): out, and the natural-log lse of the scaled scores.
 #include "attention.cuh"
 #include "hopper.cuh"
@@ -38,12 +42,17 @@ __device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
     asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_u32(bar)) : "memory");
 }
 
-template <int STAGES, bool PIPE>
+template <int NC, int STAGES, bool PIPE, bool EXB>
 __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0,
                                         const int* qStart, const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp,
                                         const int* tables, const int* tableOff, int bs, int rowStride, int maxLen, const int* lens,
                                         int nHeads, int nKvHeads, float scaleLog2) {
-    constexpr int D = 64, BQ = 128, BKV = 128, TILE = BKV * D;  // TILE: elements of one K or V slot
+    static_assert(!(PIPE && EXB), "the pipelined form reads P while the next softmax runs: EXB writes P there");
+    constexpr int D = 64, BQ = 64 * NC, BKV = 128, TILE = BKV * D;  // TILE: elements of one K or V slot
+    // Registers: with PIPE or three consumer warpgroups the producer gives most of its registers to the consumers
+    // (128 x 40 + 128 NC x CREG <= 64K; at NC = 3 the launch grants 128 a thread, so 40 + 3 x 152 <= 4 x 128).
+    constexpr bool SHIFT_REGS = PIPE || NC > 2;
+    constexpr int CREG = NC > 2 ? 152 : 232;
     extern __shared__ __align__(1024) unsigned char wa_smem[];
     bf16* sQ = reinterpret_cast<bf16*>(wa_smem);  // [BQ][D]
     bf16* sK = sQ + BQ * D;                       // [STAGES][BKV][D]
@@ -69,14 +78,14 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     if (tid == 0) {
         for (int i = 0; i < STAGES; i++) {
             mbar_init(&full[i], 128);
-            mbar_init(&empty[i], 8);  // one arrival per consumer warp
+            mbar_init(&empty[i], 4 * NC);  // one arrival per consumer warp
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
 
     if (wg == 0) {
-        if constexpr (PIPE) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+        if constexpr (SHIFT_REGS) asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
         // Producer: slot j % STAGES takes tile j once the consumers released tile j - STAGES.
         for (int j = 0; j < nT; j++) {
             const int st = j % STAGES;
@@ -98,9 +107,8 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
         return;
     }
 
-    // The pipelined consumers hold S, P and O at once: they take the registers the producer gave back
-    // (128 x 40 + 256 x 232 <= 64K).
-    if constexpr (PIPE) asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+    // The consumers hold S, P and O at once: they take the registers the producer gave back.
+    if constexpr (SHIFT_REGS) asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(CREG) : "memory");
     // Consumers: rows cw * 64 .. cw * 64 + 63 of the tile; this thread's rows are rowBase and rowBase + 8.
     const int cw = wg - 1, warp = wtid >> 5, lane = tid & 31;
     const int rowBase = cw * 64 + warp * 16 + (lane >> 2);
@@ -171,37 +179,61 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
             }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mn = fmaxf(m[hh], mx * scaleLog2);
-            c[hh] = rescale(m[hh], mn);
+            float mn;
+            if constexpr (EXB) {
+                const float cand = mx * scaleLog2;
+                mn = cand > m[hh] + 8.f ? cand : m[hh];  // the stale max stays unless the new one is 2^8 above it
+                c[hh] = mn == m[hh] ? 1.f : rescale(m[hh], mn);
+            } else {
+                mn = fmaxf(m[hh], mx * scaleLog2);
+                c[hh] = rescale(m[hh], mn);
+            }
             m[hh] = mn;
             const float base = mn == -INFINITY ? 0.f : mn;
             float sum = 0.f;
+            if constexpr (EXB) {
+                // scores 4 jn + 2 hh and + 1 are keys 8 jn + 2 (lane & 3) and + 1 of this row: P's A fragment
+                // pa[jn / 2][2 (jn % 2) + hh] (see rescale_pack)
 #pragma unroll
-            for (int jn = 0; jn < BKV / 8; jn++) {
+                for (int jn = 0; jn < BKV / 8; jn++) {
+                    const float x0 = fmaf(sc[4 * jn + 2 * hh], scaleLog2, -base);
+                    const float x1 = fmaf(sc[4 * jn + 2 * hh + 1], scaleLog2, -base);
+                    const uint32_t p2 = ex2_bf16x2(pack_bf16x2(x0, x1));
+                    pa[jn >> 1][2 * (jn & 1) + hh] = p2;
+                    sum += __uint_as_float(p2 << 16) + __uint_as_float(p2 & 0xffff0000u);
+                }
+            } else {
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const float p = fast_exp2(fmaf(sc[4 * jn + 2 * hh + e], scaleLog2, -base));
-                    sc[4 * jn + 2 * hh + e] = p;
-                    sum += p;
+                for (int jn = 0; jn < BKV / 8; jn++) {
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const float p = fast_exp2(fmaf(sc[4 * jn + 2 * hh + e], scaleLog2, -base));
+                        sc[4 * jn + 2 * hh + e] = p;
+                        sum += p;
+                    }
                 }
             }
             l[hh] = l[hh] * c[hh] + sum;
         }
     };
-    // O's rows rescaled, P packed for the P V product
+    // O's rows rescaled, P packed for the P V product (EXB: packed by the softmax; O rescaled only if a row's max moved)
     auto rescale_pack = [&](const float* c) {
+        if (!EXB || __any_sync(0xffffffffu, c[0] != 1.f || c[1] != 1.f)) {
 #pragma unroll
-        for (int jd = 0; jd < D / 8; jd++) {
+            for (int jd = 0; jd < D / 8; jd++) {
 #pragma unroll
-            for (int hh = 0; hh < 2; hh++) {
-                o[4 * jd + 2 * hh] *= c[hh];
-                o[4 * jd + 2 * hh + 1] *= c[hh];
+                for (int hh = 0; hh < 2; hh++) {
+                    o[4 * jd + 2 * hh] *= c[hh];
+                    o[4 * jd + 2 * hh + 1] *= c[hh];
+                }
             }
         }
+        if constexpr (!EXB) {
 #pragma unroll
-        for (int kk = 0; kk < BKV / 16; kk++) {
+            for (int kk = 0; kk < BKV / 16; kk++) {
 #pragma unroll
-            for (int r = 0; r < 4; r++) pa[kk][r] = pack_bf16x2(sc[8 * kk + 2 * r], sc[8 * kk + 2 * r + 1]);
+                for (int r = 0; r < 4; r++) pa[kk][r] = pack_bf16x2(sc[8 * kk + 2 * r], sc[8 * kk + 2 * r + 1]);
+            }
         }
     };
     auto fence_s = [&]() {
@@ -294,17 +326,22 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     }
 }
 
-// name: attn_prefill_d64_wg<K/V slots>[p: the intra-warpgroup pipeline]; dynamic shared memory
-// (128 * 64 + 2 * STAGES * 128 * 64) * 2 + 16 * STAGES bytes.
-#define WG_KERNEL(STAGES, PIPE, NAME)                                                                              \
-    extern "C" __global__ void __launch_bounds__(384, 1) NAME(                                                     \
+// name: attn_prefill_d64_wg<K/V slots>[p: the intra-warpgroup pipeline][c3: three consumer warpgroups][x: EXB];
+// 128 (NC + 1) threads, dynamic shared memory (64 NC * 64 + 2 * STAGES * 128 * 64) * 2 + 16 * STAGES bytes.
+#define WG_KERNEL(NC, STAGES, PIPE, EXB, NAME)                                                                     \
+    extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) NAME(                                          \
         void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0, const int* qStart,         \
         const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp, const int* tables, const int* tableOff, \
         int bs, int rowStride, int maxLen, const int* lens, int nHeads, int nKvHeads, float scaleLog2) {           \
-        attn_wg<STAGES, PIPE>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
+        attn_wg<NC, STAGES, PIPE, EXB>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
                               rowStride, maxLen, lens, nHeads, nKvHeads, scaleLog2);                               \
     }
-WG_KERNEL(2, false, attn_prefill_d64_wg2)
-WG_KERNEL(3, false, attn_prefill_d64_wg3)
-WG_KERNEL(2, true, attn_prefill_d64_wg2p)
-WG_KERNEL(3, true, attn_prefill_d64_wg3p)
+WG_KERNEL(2, 2, false, false, attn_prefill_d64_wg2)
+WG_KERNEL(2, 3, false, false, attn_prefill_d64_wg3)
+WG_KERNEL(2, 2, true, false, attn_prefill_d64_wg2p)
+WG_KERNEL(2, 3, true, false, attn_prefill_d64_wg3p)
+WG_KERNEL(2, 3, false, true, attn_prefill_d64_wg3x)
+WG_KERNEL(3, 2, false, false, attn_prefill_d64_wg2c3)
+WG_KERNEL(3, 3, false, false, attn_prefill_d64_wg3c3)
+WG_KERNEL(3, 2, false, true, attn_prefill_d64_wg2c3x)
+WG_KERNEL(3, 3, false, true, attn_prefill_d64_wg3c3x)

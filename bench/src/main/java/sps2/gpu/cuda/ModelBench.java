@@ -96,9 +96,11 @@ public final class ModelBench {
         Files.createDirectories(work);
         List<String> only = args.length > 2 && !args[2].isBlank() ? Arrays.asList(args[2].split(",")) : List.of();
         int failures = 0;
-        try (CudaBackend cuda = new CudaBackend(0)) {
+        // -Dsps2.bench.batchInvariant=true: the batch-invariant kernels (issue 14), to measure what they cost
+        try (CudaBackend cuda = new CudaBackend(0, Boolean.getBoolean("sps2.bench.batchInvariant"))) {
             ModelBench b = new ModelBench(cuda, work);
-            System.out.println("device " + cuda.name() + ", wgmma kernels in use: " + cuda.hopperKernels());
+            System.out.println("device " + cuda.name() + ", wgmma kernels in use: " + cuda.hopperKernels() + ", batch-invariant kernels: "
+                    + cuda.batchInvariant());
             if ((only.isEmpty() || only.contains("stories")) && !args[1].equals("-")) {
                 failures += b.section("stories", () -> b.stories(Path.of(args[1])));
             }

@@ -73,14 +73,18 @@ final class CudaAttention {
 
     /**
      * The Hopper prefill kernels (attention_sm90a.cu, head size 64): both products on wgmma, K/V loaded by a producer
-     * warpgroup, two consumer warpgroups of 64 rows; wg2 / wg3: 2 or 3 K/V slots; the _p forms overlap each tile's
-     * softmax with the previous tile's P V product (FA3's intra-warpgroup pipeline). Not yet run on a GPU: selected
+     * warpgroup, two consumer warpgroups of 64 rows (c3: three, 192-row tiles, as FA3 at head size 64); wg2 / wg3: 2
+     * or 3 K/V slots; the _p forms overlap each tile's softmax with the previous tile's P V product (FA3's
+     * intra-warpgroup pipeline); the x forms make two exponentials per ex2.bf16x2 and rescale O only when a row max
+     * grew by more than 8 (log2). Not yet run on a GPU: selected
      * only by name ({@link #prefillVariant(String)}, or the system property sps2.cuda.prefillVariant), checked by
      * CudaBackendTest#everyHopperPrefillVariantMatchesFloat64 and timed by CudaBench in a JVM of their own (a
      * kernel that traps leaves the device context unusable for the rest of the process).
      */
     static final List<PrefillKernel> HOPPER_PREFILLS = List.of(new PrefillKernel("wg2", 8, 2, true), new PrefillKernel("wg3", 8, 3, true),
-            new PrefillKernel("wg2p", 8, 2, true), new PrefillKernel("wg3p", 8, 3, true));
+            new PrefillKernel("wg2p", 8, 2, true), new PrefillKernel("wg3p", 8, 3, true), new PrefillKernel("wg3x", 8, 3, true),
+            new PrefillKernel("wg2c3", 12, 2, true), new PrefillKernel("wg3c3", 12, 3, true), new PrefillKernel("wg2c3x", 12, 2, true),
+            new PrefillKernel("wg3c3x", 12, 3, true));
 
     /** Keys per fixed segment of the batch-invariant kernels (DET_SEG in attention.cu). */
     static final int SEGMENT = 1024;
