@@ -15,7 +15,11 @@
 // third one's softmax, whose exponentials at d = 64 take as long as its products at the tensor cores' peak).
 // EXB: the exponentials two at a time in bf16 (ex2.bf16x2: half the special-function work, P comes out packed)
 // and O rescaled only when a row max grew by more than 8 (log2): the stale max keeps p <= 2^8, exact after the
-// final division; the row sums add the bf16 p that the P V product uses. Blocks take the tiles in CudaPrepared's order: the ones with the most keys start first.
+// final division; the row sums add the bf16 p that the P V product uses.
+// GP > 1 (GQA packing, GP = query heads per KV head): a block serves the GP query heads of one KV head, its rows
+// being BQ / GP positions of each head (row r: head g GP + r / (BQ / GP), position r % (BQ / GP)), so that every K/V
+// tile loaded serves GP heads: a quarter of the K/V traffic and of the producer's work per product at GQA 32/8.
+// Blocks take the tiles in CudaPrepared's order: the ones with the most keys start first.
 // Same arguments and outputs as attn_prefill (attention.cu): out, and the natural-log lse of the scaled scores.
 #include "attention.cuh"
 #include "hopper.cuh"
@@ -42,13 +46,25 @@ __device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
     asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_u32(bar)) : "memory");
 }
 
-template <int NC, int STAGES, bool PIPE, bool EXB>
+// The position of tile row r (GQA packing: rows are PB positions of each of GP heads in turn).
+template <int GP, int PB>
+__device__ __forceinline__ int row_pos(int r) {
+    if constexpr (GP > 1) {
+        return r % PB;
+    } else {
+        return r;
+    }
+}
+
+template <int NC, int STAGES, bool PIPE, bool EXB, int GP>
 __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0,
                                         const int* qStart, const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp,
                                         const int* tables, const int* tableOff, int bs, int rowStride, int maxLen, const int* lens,
                                         int nHeads, int nKvHeads, float scaleLog2) {
     static_assert(!(PIPE && EXB), "the pipelined form reads P while the next softmax runs: EXB writes P there");
     constexpr int D = 64, BQ = 64 * NC, BKV = 128, TILE = BKV * D;  // TILE: elements of one K or V slot
+    constexpr int PB = BQ / GP;  // positions per tile
+    static_assert(GP == 1 || (PB % 16 == 0 && PB <= 64), "a warp's 16 rows are positions of one head; each warpgroup sees every position");
     // Registers: with PIPE or three consumer warpgroups the producer gives most of its registers to the consumers
     // (128 x 40 + 128 NC x CREG <= 64K; at NC = 3 the launch grants 128 a thread, so 40 + 3 x 152 <= 4 x 128).
     constexpr bool SHIFT_REGS = PIPE || NC > 2;
@@ -60,16 +76,20 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     uint64_t* full = reinterpret_cast<uint64_t*>(sV + STAGES * TILE);
     uint64_t* empty = full + STAGES;
 
-    const int h = blockIdx.x, tile = blockIdx.y;  // CudaPrepared orders the tiles by key count, most first
-    const int g = h / (nHeads / nKvHeads);
+    const int tile = blockIdx.y;  // CudaPrepared orders the tiles by key count, most first
+    // GP == 1: blockIdx.x is the query head; GP > 1: the KV head, whose GP query heads the rows hold
+    const int h = blockIdx.x;  // GP == 1: the query head
+    const int g = GP > 1 ? h : h / (nHeads / nKvHeads);
+#define ROW_POS(r) row_pos<GP, PB>(r)
+#define ROW_HEAD(r) (GP > 1 ? g * GP + (r) / PB : h)
     const int tid = threadIdx.x, wg = tid >> 7, wtid = tid & 127;
     const int s = tSeq[tile], q0 = tQ0[tile];
     const bool causal = tables != nullptr;
     const int ql = qLen[s];
     const int kl = causal ? kvLen[s] : lens[g];
-    const int rowsValid = min(BQ, ql - q0);
+    const int posValid = min(PB, ql - q0);  // positions of the tile inside the sequence's query rows
     const int offset = kl - ql;  // query row j sees keys <= offset + j (causal)
-    const int nKeys = causal ? offset + q0 + rowsValid : kl;
+    const int nKeys = causal ? offset + q0 + posValid : kl;
     const int toff = causal ? tableOff[s] : 0;
     const long qRow0 = (long)qStart[s] + q0;
     const int qStride = nHeads * D;
@@ -115,8 +135,8 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     bf16* myQ = sQ + cw * 64 * D;
     for (int i = wtid; i < 64 * 8; i += 128) {
         const int r = i >> 3, c = i & 7, rr = cw * 64 + r;
-        const bool ok = rr < rowsValid;
-        const bf16* src = ok ? q + (qRow0 + rr) * qStride + (long)h * D + c * 8 : q;
+        const bool ok = ROW_POS(rr) < posValid;
+        const bf16* src = ok ? q + (qRow0 + ROW_POS(rr)) * qStride + (long)ROW_HEAD(rr) * D + c * 8 : q;
         cp_async16(smem_u32(myQ + wa_swz(r, c)), src, ok ? 16 : 0);
     }
     cp_async_commit();
@@ -126,8 +146,9 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     const uint64_t dq = smem_desc(myQ);
 
     // Tiles 0 .. nC-1 hold keys that some valid row of this warpgroup sees (causal: the later ones only wait and release).
-    const int lastKey = offset + q0 + min(cw * 64 + 63, rowsValid - 1);
-    const int nC = cw * 64 >= rowsValid ? 0 : causal ? min(nT, lastKey / BKV + 1) : nT;
+    // (GP > 1: a warpgroup's 64 rows cover every position of the tile)
+    const int lastKey = offset + q0 + (GP > 1 ? posValid - 1 : min(cw * 64 + 63, posValid - 1));
+    const int nC = GP == 1 && cw * 64 >= posValid ? 0 : causal ? min(nT, lastKey / BKV + 1) : nT;
     float o[32], sc[64], m[2], l[2];
     uint32_t pa[BKV / 16][4];  // P as bf16 A fragments: keys 16 kk .. 16 kk + 15 are S's n8 blocks 2 kk and 2 kk + 1
 #pragma unroll
@@ -136,6 +157,13 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     for (int i = 0; i < 64; i++) sc[i] = 0.f;
     m[0] = m[1] = -INFINITY;
     l[0] = l[1] = 0.f;
+
+    // GQA packing: the last key that this thread's two rows see (causal), worked out once
+    [[maybe_unused]] int seenPacked[2];
+    if constexpr (GP > 1) {
+        seenPacked[0] = offset + q0 + ROW_POS(rowBase);
+        seenPacked[1] = offset + q0 + ROW_POS(rowBase + 8);
+    }
 
     // S = Q K^T (raw scores) of tile j, issued (not waited for)
     auto issue_s = [&](int j) {
@@ -162,10 +190,23 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     // updated; returns the factors by which O's two rows must be rescaled (not applied: O may be in flight).
     auto softmax = [&](int j, float* c) {
         const int kBase = j * BKV;
-        const bool needMask = causal ? kBase + BKV - 1 > offset + q0 + cw * 64 + warp * 16 : kBase + BKV > kl;
+        int firstSeen;  // the last key that the warp's first row sees (causal)
+        if constexpr (GP > 1) {
+            firstSeen = seenPacked[0] - (lane >> 2);
+        } else {
+            firstSeen = offset + q0 + cw * 64 + warp * 16;
+        }
+        const bool needMask = causal ? kBase + BKV - 1 > firstSeen : kBase + BKV > kl;
 #pragma unroll
         for (int hh = 0; hh < 2; hh++) {
-            const int lim = causal ? offset + q0 + rowBase + 8 * hh : kl - 1;  // the last key this row sees
+            int lim = kl - 1;  // the last key this row sees
+            if (causal) {
+                if constexpr (GP > 1) {
+                    lim = seenPacked[hh];
+                } else {
+                    lim = offset + q0 + rowBase + 8 * hh;
+                }
+            }
             float mx = -INFINITY;
 #pragma unroll
             for (int jn = 0; jn < BKV / 8; jn++) {
@@ -307,13 +348,13 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     }
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
-        const int r = rowBase + 8 * hh;
-        if (r >= rowsValid) continue;
-        const long row = qRow0 + r;
+        const int r = rowBase + 8 * hh, hd = ROW_HEAD(r);
+        if (ROW_POS(r) >= posValid) continue;
+        const long row = qRow0 + ROW_POS(r);
         const float inv = lt[hh] > 0.f ? 1.f / lt[hh] : 0.f;
 #pragma unroll
         for (int jd = 0; jd < D / 8; jd++) {
-            const long at = row * qStride + h * D + 8 * jd + 2 * (lane & 3);
+            const long at = row * qStride + hd * D + 8 * jd + 2 * (lane & 3);
             const float v0 = o[4 * jd + 2 * hh] * inv, v1 = o[4 * jd + 2 * hh + 1] * inv;
             if (odt == DT_BF16) {
                 *reinterpret_cast<uint32_t*>(reinterpret_cast<bf16*>(out) + at) = pack_bf16x2(v0, v1);
@@ -322,26 +363,33 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
                 reinterpret_cast<float*>(out)[at + 1] = v1;
             }
         }
-        if ((lane & 3) == 0) lse[row * nHeads + h] = lt[hh] > 0.f ? (m[hh] + log2f(lt[hh])) * LN2 : -INFINITY;
+        if ((lane & 3) == 0) lse[row * nHeads + hd] = lt[hh] > 0.f ? (m[hh] + log2f(lt[hh])) * LN2 : -INFINITY;
     }
 }
 
-// name: attn_prefill_d64_wg<K/V slots>[p: the intra-warpgroup pipeline][c3: three consumer warpgroups][x: EXB];
-// 128 (NC + 1) threads, dynamic shared memory (64 NC * 64 + 2 * STAGES * 128 * 64) * 2 + 16 * STAGES bytes.
-#define WG_KERNEL(NC, STAGES, PIPE, EXB, NAME)                                                                     \
+#undef ROW_POS
+#undef ROW_HEAD
+
+// name: attn_prefill_d64_wg<K/V slots>[p: the intra-warpgroup pipeline][c3: three consumer warpgroups][x: EXB]
+// [g4: GQA packing of 4 query heads]; 128 (NC + 1) threads, dynamic shared memory
+// (64 NC * 64 + 2 * STAGES * 128 * 64) * 2 + 16 * STAGES bytes; grid (query heads / GP, tiles of 64 NC / GP positions).
+#define WG_KERNEL(NC, STAGES, PIPE, EXB, GP, NAME)                                                                 \
     extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) NAME(                                          \
         void* out, int odt, float* lse, const bf16* q, const int* tSeq, const int* tQ0, const int* qStart,         \
         const int* qLen, const int* kvLen, const bf16* kp, const bf16* vp, const int* tables, const int* tableOff, \
         int bs, int rowStride, int maxLen, const int* lens, int nHeads, int nKvHeads, float scaleLog2) {           \
-        attn_wg<NC, STAGES, PIPE, EXB>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
+        attn_wg<NC, STAGES, PIPE, EXB, GP>(out, odt, lse, q, tSeq, tQ0, qStart, qLen, kvLen, kp, vp, tables, tableOff, bs,      \
                               rowStride, maxLen, lens, nHeads, nKvHeads, scaleLog2);                               \
     }
-WG_KERNEL(2, 2, false, false, attn_prefill_d64_wg2)
-WG_KERNEL(2, 3, false, false, attn_prefill_d64_wg3)
-WG_KERNEL(2, 2, true, false, attn_prefill_d64_wg2p)
-WG_KERNEL(2, 3, true, false, attn_prefill_d64_wg3p)
-WG_KERNEL(2, 3, false, true, attn_prefill_d64_wg3x)
-WG_KERNEL(3, 2, false, false, attn_prefill_d64_wg2c3)
-WG_KERNEL(3, 3, false, false, attn_prefill_d64_wg3c3)
-WG_KERNEL(3, 2, false, true, attn_prefill_d64_wg2c3x)
-WG_KERNEL(3, 3, false, true, attn_prefill_d64_wg3c3x)
+WG_KERNEL(2, 2, false, false, 1, attn_prefill_d64_wg2)
+WG_KERNEL(2, 3, false, false, 1, attn_prefill_d64_wg3)
+WG_KERNEL(2, 2, true, false, 1, attn_prefill_d64_wg2p)
+WG_KERNEL(2, 3, true, false, 1, attn_prefill_d64_wg3p)
+WG_KERNEL(2, 3, false, true, 1, attn_prefill_d64_wg3x)
+WG_KERNEL(3, 2, false, false, 1, attn_prefill_d64_wg2c3)
+WG_KERNEL(3, 3, false, false, 1, attn_prefill_d64_wg3c3)
+WG_KERNEL(3, 2, false, true, 1, attn_prefill_d64_wg2c3x)
+WG_KERNEL(3, 3, false, true, 1, attn_prefill_d64_wg3c3x)
+WG_KERNEL(2, 3, false, false, 4, attn_prefill_d64_wg3g4)
+WG_KERNEL(2, 3, false, true, 4, attn_prefill_d64_wg3xg4)
+WG_KERNEL(3, 3, false, true, 4, attn_prefill_d64_wg3c3xg4)

@@ -23,21 +23,37 @@ final class CudaAttention {
     private static final Logger LOG = LoggerFactory.getLogger(CudaAttention.class);
 
     /**
-     * A prefill attention kernel: name suffix, warps (16 query rows each), K/V pipeline stages, and whether it is a
+     * A prefill attention kernel: name suffix, warps (16 query rows each), K/V pipeline stages, whether it is a
      * Hopper kernel of attention_sm90a.cu (a producer warpgroup besides the warps, 128-key tiles) or one of
-     * attention.cu (64-key tiles).
+     * attention.cu (64-key tiles), and how many query heads of a KV head a block packs into its rows (1: a block per
+     * query head; GQA packing: a block per KV head, only for models with that many query heads per KV head).
      */
-    record PrefillKernel(String variant, int warps, int stages, boolean hopper) {
+    record PrefillKernel(String variant, int warps, int stages, boolean hopper, int pack) {
         PrefillKernel(String variant, int warps, int stages) {
-            this(variant, warps, stages, false);
+            this(variant, warps, stages, false, 1);
+        }
+
+        PrefillKernel(String variant, int warps, int stages, boolean hopper) {
+            this(variant, warps, stages, hopper, 1);
         }
 
         String name(int d) {
             return "attn_prefill_d" + d + "_" + variant;
         }
 
+        /** Query rows of a block (its MMA rows). */
         int rows() {
             return 16 * warps;
+        }
+
+        /** Query positions of a tile (CudaPrepared's tile height): a block's rows hold {@link #pack} heads of each. */
+        int tileRows() {
+            return rows() / pack;
+        }
+
+        /** Whether it runs a model with these heads: a packing kernel needs exactly {@link #pack} query heads per KV head. */
+        boolean suits(int nHeads, int nKvHeads) {
+            return pack == 1 || nHeads == pack * nKvHeads;
         }
 
         int threads() {
@@ -76,7 +92,8 @@ final class CudaAttention {
      * warpgroup, two consumer warpgroups of 64 rows (c3: three, 192-row tiles, as FA3 at head size 64); wg2 / wg3: 2
      * or 3 K/V slots; the _p forms overlap each tile's softmax with the previous tile's P V product (FA3's
      * intra-warpgroup pipeline); the x forms make two exponentials per ex2.bf16x2 and rescale O only when a row max
-     * grew by more than 8 (log2). Not yet run on a GPU: selected
+     * grew by more than 8 (log2); the g4 forms pack the 4 query heads of a KV head into a block's rows (a block per KV
+     * head and tile of 32 or 48 positions: every K/V tile loaded serves 4 heads). Not yet run on a GPU: selected
      * only by name ({@link #prefillVariant(String)}, or the system property sps2.cuda.prefillVariant), checked by
      * CudaBackendTest#everyHopperPrefillVariantMatchesFloat64 and timed by CudaBench in a JVM of their own (a
      * kernel that traps leaves the device context unusable for the rest of the process).
@@ -84,7 +101,8 @@ final class CudaAttention {
     static final List<PrefillKernel> HOPPER_PREFILLS = List.of(new PrefillKernel("wg2", 8, 2, true), new PrefillKernel("wg3", 8, 3, true),
             new PrefillKernel("wg2p", 8, 2, true), new PrefillKernel("wg3p", 8, 3, true), new PrefillKernel("wg3x", 8, 3, true),
             new PrefillKernel("wg2c3", 12, 2, true), new PrefillKernel("wg3c3", 12, 3, true), new PrefillKernel("wg2c3x", 12, 2, true),
-            new PrefillKernel("wg3c3x", 12, 3, true));
+            new PrefillKernel("wg3c3x", 12, 3, true), new PrefillKernel("wg3g4", 8, 3, true, 4), new PrefillKernel("wg3xg4", 8, 3, true, 4),
+            new PrefillKernel("wg3c3xg4", 12, 3, true, 4));
 
     /** Keys per fixed segment of the batch-invariant kernels (DET_SEG in attention.cu). */
     static final int SEGMENT = 1024;
@@ -131,10 +149,13 @@ final class CudaAttention {
         this.prefillVariant = variant;
     }
 
-    /** The kernel of the variant in use for head size d, or w8 where that variant is not built (or not loaded) for it. */
-    private PrefillKernel prefillKernel(int d) {
+    /**
+     * The kernel of the variant in use for head size d and these heads, or w8 where that variant is not built (or not
+     * loaded) for d or does not suit the heads.
+     */
+    private PrefillKernel prefillKernel(int d, int nHeads, int nKvHeads) {
         PrefillKernel k = loadedPrefill(d, prefillVariant);
-        return k != null ? k : PREFILLS.get(1);
+        return k != null && k.suits(nHeads, nKvHeads) ? k : PREFILLS.get(1);
     }
 
     /** The kernel of {@code variant} for head size d, or null where it is not built for d or not loaded on this device. */
@@ -170,10 +191,10 @@ final class CudaAttention {
             LOG.warn("The batch-invariant attention kernels exist for head sizes 64 and 128 with bfloat16 queries only; head size {} "
                     + "uses the row kernel, so its tokens may depend on how requests were batched.", headSize);
         }
-        PrefillKernel pk = prefillKernel(headSize);
-        int kind = CudaPrepared.tileKind(pk.rows());
+        PrefillKernel pk = prefillKernel(headSize, nHeads, nKvHeads);
+        int kind = CudaPrepared.tileKind(pk.tileRows());
         if (fast && b.tiles(kind) > 0) {
-            kernels.launch(pk.name(headSize), nHeads, b.tiles(kind), 1, pk.threads(), pk.smem(headSize),
+            kernels.launch(pk.name(headSize), nHeads / pk.pack(), b.tiles(kind), 1, pk.threads(), pk.smem(headSize),
                     o.ptr(), o.dtype().code, l.ptr(), qq.ptr(), b.tSeq(kind), b.tQ0(kind), b.qStart(), b.qLen(), b.kvLen(), p.k(layer), p.v(layer),
                     b.tables(), b.tableOff(), p.blockSize(), p.kvDim(), 0, null, nHeads, nKvHeads, scaleLog2(headSize));
         }
@@ -259,8 +280,8 @@ final class CudaAttention {
             maxLen = Math.max(maxLen, len);
         }
         boolean fast = (headSize == 64 || headSize == 128) && qq.dtype() == CudaTensor.DType.BF16 && n >= CudaPrepared.TILE_MIN_ROWS;
-        PrefillKernel pk = prefillKernel(headSize);
-        int bq = pk.rows();
+        PrefillKernel pk = prefillKernel(headSize, nHeads, nKvHeads);
+        int bq = pk.tileRows();
         int tiles = fast ? (n + bq - 1) / bq : 0;
         // ints: lens[nKv] qStart[1] qLen[1] tSeq[tiles] tQ0[tiles]
         int[] ints = new int[nKvHeads + 2 + 2 * tiles];
@@ -273,7 +294,7 @@ final class CudaAttention {
             CUdeviceptr lens = dev.ptr();
             if (fast) {
                 CUdeviceptr base = dev.ptr();
-                kernels.launch(pk.name(headSize), nHeads, tiles, 1, pk.threads(), pk.smem(headSize), o.ptr(),
+                kernels.launch(pk.name(headSize), nHeads / pk.pack(), tiles, 1, pk.threads(), pk.smem(headSize), o.ptr(),
                         o.dtype().code, l.ptr(), qq.ptr(), base.withByteOffset(4L * (nKvHeads + 2)),
                         base.withByteOffset(4L * (nKvHeads + 2 + tiles)), base.withByteOffset(4L * nKvHeads),
                         base.withByteOffset(4L * (nKvHeads + 1)), lens, kb.ptr(), vb.ptr(), null, null, 0, headSize, kv.maxLen(), lens, nHeads,

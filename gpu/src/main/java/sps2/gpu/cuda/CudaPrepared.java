@@ -19,7 +19,7 @@ import sps2.gpu.AttentionBatch;
 final class CudaPrepared implements AttentionBatch.Prepared {
     static final int TILE_MIN_ROWS = 16;
     /** Tile heights; 16-row tiles hold one short sequence each (the batch-invariant decode kernel), the others cut long ones. */
-    static final int[] TILE_ROWS = {16, 64, 128, 192, 256};
+    static final int[] TILE_ROWS = {16, 32, 48, 64, 128, 192, 256};
     static final int SHORT_TILE_ROWS = 16;
 
     private final CudaBackend owner;

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.util.Arrays;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
@@ -508,7 +509,8 @@ class CudaBackendTest extends CudaTestBase {
                     checkPaged(new int[] {300}, new int[] {300}, 4, 2, 128, 16, v, 4);
                 }
                 be.prefillVariant(v);
-                compactAttention();
+                compactAttention(4);
+                compactAttention(2); // GQA 4: the packing kernels run here, the others again
             } catch (AssertionError e) {
                 failed.add(v + ": " + e.getMessage());
             } finally {
@@ -540,7 +542,8 @@ class CudaBackendTest extends CudaTestBase {
                 checkPaged(new int[] {1000}, new int[] {1000}, 4, 1, 64, 64, v, 2);
                 checkPaged(new int[] {2100, 70}, new int[] {2100, 1500}, 8, 2, 64, 16, v);
                 be.prefillVariant(v);
-                compactAttention();
+                compactAttention(4);
+                compactAttention(2); // GQA 4: the packing kernels run here, the others again
             } catch (AssertionError e) {
                 failed.add(v + ": " + e.getMessage());
             } finally {
@@ -561,15 +564,16 @@ class CudaBackendTest extends CudaTestBase {
         String previous = be.prefillVariant();
         for (String variant : new String[] {"w8", "w8_s3"}) {
             be.prefillVariant(variant);
-            compactAttention();
+            compactAttention(4);
         }
         be.prefillVariant(previous);
     }
 
-    private void compactAttention() {
+    /** Compact attention of 8 query heads over {@code nKvHeads} KV heads (4 or 2) against float64. */
+    private void compactAttention(int nKvHeads) {
         for (int[] cfg : new int[][] {{64, 40}, {64, 3}, {128, 20}, {16, 9}}) {
-            int d = cfg[0], n = cfg[1], nHeads = 8, nKvHeads = 4, maxLen = 150;
-            int[] lens = {150, 0, 77, 1};
+            int d = cfg[0], n = cfg[1], nHeads = 8, maxLen = 150;
+            int[] lens = Arrays.copyOf(new int[] {150, 0, 77, 1}, nKvHeads);
             float[] k = randn(nKvHeads * maxLen * d, 1), v = randn(nKvHeads * maxLen * d, 1), q = randn(n * nHeads * d, 1);
             Tensor kt = act(nKvHeads * maxLen, d, k), vt = act(nKvHeads * maxLen, d, v), qt = act(n, nHeads * d, q);
             Tensor out = poisoned(n, nHeads * d), lse = poisonedF32(n, nHeads);
