@@ -93,10 +93,11 @@ final class CudaAttention {
      * or 3 K/V slots; the _p forms overlap each tile's softmax with the previous tile's P V product (FA3's
      * intra-warpgroup pipeline); the x forms make two exponentials per ex2.bf16x2 and rescale O only when a row max
      * grew by more than 8 (log2); the g4 forms pack the 4 query heads of a KV head into a block's rows (a block per KV
-     * head and tile of 32 or 48 positions: every K/V tile loaded serves 4 heads). Not yet run on a GPU: selected
-     * only by name ({@link #prefillVariant(String)}, or the system property sps2.cuda.prefillVariant), checked by
-     * CudaBackendTest#everyHopperPrefillVariantMatchesFloat64 and timed by CudaBench in a JVM of their own (a
-     * kernel that traps leaves the device context unusable for the rest of the process).
+     * head and tile of 32 or 48 positions: every K/V tile loaded serves 4 heads). wg3 is the default where these
+     * kernels load ({@link #HOPPER_DEFAULT}); the others are selected by name ({@link #prefillVariant(String)}, or the
+     * system property sps2.cuda.prefillVariant). All are checked by CudaBackendTest#everyHopperPrefillVariantMatchesFloat64
+     * and timed by CudaBench in a JVM of their own (a kernel that traps leaves the device context unusable for the
+     * rest of the process); wg2, wg3, wg2p and wg3p passed that check on an H100 (session 8), the rest have not run yet.
      */
     static final List<PrefillKernel> HOPPER_PREFILLS = List.of(new PrefillKernel("wg2", 8, 2, true), new PrefillKernel("wg3", 8, 3, true),
             new PrefillKernel("wg2p", 8, 2, true), new PrefillKernel("wg3p", 8, 3, true), new PrefillKernel("wg3x", 8, 3, true),
@@ -124,17 +125,26 @@ final class CudaAttention {
     private volatile boolean warnedNotInvariant;
 
     /**
-     * The prefill kernel variant in use ({@link #PREFILLS}); the benchmark and tests switch it. w8_all: the
-     * fastest on the H100 at 8K and 32K once the paged K/V address lost its division (session 2, notes v12:
-     * 53.5% and 51.3% of torch SDPA, two-round means; w8_s3_all 52.2% / 49.7%).
+     * The default prefill kernel where the Hopper kernels load: wg3, 1.30x w8_all's speed on an H100 at 8K and 32K
+     * (67.4% and 64.6% of torch SDPA) and 1B prefill 32K in 380 ms against 437 (docs/gpu-notes.md, session 8).
      */
-    private volatile String prefillVariant = System.getProperty("sps2.cuda.prefillVariant", "w8_all");
+    static final String HOPPER_DEFAULT = "wg3";
+    /**
+     * The default elsewhere, and the fallback of a variant that a head size or a model's heads do not have: w8_all,
+     * the fastest portable kernel on the H100 at 8K and 32K (session 2, notes v12: 53.5% and 51.3% of torch SDPA).
+     */
+    static final String PORTABLE_DEFAULT = "w8_all";
+
+    /** The prefill kernel variant in use ({@link #PREFILLS}, {@link #HOPPER_PREFILLS}); the benchmark and tests switch it. */
+    private volatile String prefillVariant;
 
     CudaAttention(CudaBackend backend, CudaKernels kernels, int smCount, boolean batchInvariant) {
         this.backend = backend;
         this.kernels = kernels;
         this.smCount = smCount;
         this.batchInvariant = batchInvariant;
+        this.prefillVariant = System.getProperty("sps2.cuda.prefillVariant", loadedPrefill(64, HOPPER_DEFAULT) != null ? HOPPER_DEFAULT
+                : PORTABLE_DEFAULT);
     }
 
     void invariantLong(String variant) {
@@ -150,12 +160,17 @@ final class CudaAttention {
     }
 
     /**
-     * The kernel of the variant in use for head size d and these heads, or w8 where that variant is not built (or not
-     * loaded) for d or does not suit the heads.
+     * The kernel of the variant in use for head size d and these heads; where that variant is not built (or not
+     * loaded) for d or does not suit the heads, {@link #PORTABLE_DEFAULT}, and w8 where even that is missing.
      */
     private PrefillKernel prefillKernel(int d, int nHeads, int nKvHeads) {
-        PrefillKernel k = loadedPrefill(d, prefillVariant);
-        return k != null && k.suits(nHeads, nKvHeads) ? k : PREFILLS.get(1);
+        for (String v : List.of(prefillVariant, PORTABLE_DEFAULT)) {
+            PrefillKernel k = loadedPrefill(d, v);
+            if (k != null && k.suits(nHeads, nKvHeads)) {
+                return k;
+            }
+        }
+        return PREFILLS.get(1);
     }
 
     /** The kernel of {@code variant} for head size d, or null where it is not built for d or not loaded on this device. */

@@ -129,7 +129,7 @@ final class CudaKernels {
         }
     }
 
-    /** Loads attention_sm90a (when the build carries it); a failure leaves its kernels out, and the variants fall back to w8. */
+    /** Loads attention_sm90a (when the build carries it); a failure leaves its kernels out, and the variants fall back to w8_all. */
     private void loadHopperAttention() {
         if (CudaKernels.class.getResource(ptxResource(HOPPER_ATTENTION_MODULE)) == null) {
             return;

@@ -534,7 +534,7 @@ class CudaBackendTest extends CudaTestBase {
         String previous = be.prefillVariant();
         for (CudaAttention.PrefillKernel k : CudaAttention.HOPPER_PREFILLS) {
             String v = k.variant();
-            // a variant that is not loaded falls back to w8: the checks below would then pass without running it
+            // a variant that is not loaded falls back to w8_all: the checks below would then pass without running it
             assertTrue(be.hasKernel(k.name(64)), "The Hopper kernel " + k.name(64) + " is not loaded on this device");
             try {
                 checkPaged(new int[] {300, 40, 1}, new int[] {700, 40, 9}, 8, 2, 64, 16, v);
