@@ -251,13 +251,11 @@ def hf_decode(B, steps=10):
     return t[len(t) // 2]
 
 
-@torch.no_grad()
-def plain_prefill(L, reps=3):
-    """The same forward pass in plain PyTorch, no framework: fused QKV and gate/up weights, cuBLAS products,
-    F.rms_norm, rotate-half RoPE, causal SDPA with GQA, the head on the last position only."""
-    import torch.nn.functional as F
+def plain_model():
+    """What the plain-PyTorch peers share: the shapes, each layer's weights with QKV and gate/up fused, and a
+    rotate-half RoPE for the given positions (returns rope(t) for t [..., positions, hs])."""
     c = m16.config
-    hs, nh, nkv, eps = c.hidden_size // c.num_attention_heads, c.num_attention_heads, c.num_key_value_heads, c.rms_norm_eps
+    hs, nh, nkv = c.hidden_size // c.num_attention_heads, c.num_attention_heads, c.num_key_value_heads
     lw = []
     for lyr in m16.model.layers:
         a, f = lyr.self_attn, lyr.mlp
@@ -265,14 +263,26 @@ def plain_prefill(L, reps=3):
                    a.o_proj.weight, lyr.post_attention_layernorm.weight,
                    torch.cat([f.gate_proj.weight, f.up_proj.weight]).contiguous(), f.down_proj.weight))
     inv = 1.0 / (getattr(c, "rope_theta", 500000.0) ** (torch.arange(0, hs, 2, device=dev, dtype=torch.float32) / hs))
-    ang = torch.arange(L, device=dev, dtype=torch.float32)[:, None] * inv[None, :]
-    cos = torch.cat([ang.cos(), ang.cos()], -1).to(torch.bfloat16)
-    sin = torch.cat([ang.sin(), ang.sin()], -1).to(torch.bfloat16)
 
-    def rope(t):  # [heads, L, hs]
-        t1, t2 = t[..., : hs // 2], t[..., hs // 2:]
-        return t * cos + torch.cat([-t2, t1], -1) * sin
+    def rope_at(positions):
+        ang = positions.float()[:, None] * inv[None, :]
+        cos = torch.cat([ang.cos(), ang.cos()], -1).to(torch.bfloat16)
+        sin = torch.cat([ang.sin(), ang.sin()], -1).to(torch.bfloat16)
 
+        def rope(t):
+            t1, t2 = t[..., : hs // 2], t[..., hs // 2:]
+            return t * cos + torch.cat([-t2, t1], -1) * sin
+        return rope
+    return c, hs, nh, nkv, c.rms_norm_eps, lw, rope_at
+
+
+@torch.no_grad()
+def plain_prefill(L, reps=3):
+    """The same forward pass in plain PyTorch, no framework: fused QKV and gate/up weights, cuBLAS products,
+    F.rms_norm, rotate-half RoPE, causal SDPA with GQA, the head on the last position only."""
+    import torch.nn.functional as F
+    c, hs, nh, nkv, eps, lw, rope_at = plain_model()
+    rope = rope_at(torch.arange(L, device=dev))  # t: [heads, L, hs]
     ids = torch.randint(0, min(128000, c.vocab_size), (L,), generator=g).to(dev)
     qd, kd = nh * hs, nkv * hs
 
@@ -310,26 +320,11 @@ def plain_decode(B):
     a CUDA graph (the fair peer of our graph column): static KV cache per layer, fused QKV and gate/up weights,
     cuBLAS products, SDPA with GQA over the whole cache, the new K/V written at a fixed position, greedy argmax."""
     import torch.nn.functional as F
-    c = m16.config
-    hs, nh, nkv, eps = c.hidden_size // c.num_attention_heads, c.num_attention_heads, c.num_key_value_heads, c.rms_norm_eps
-    lw = []
-    for lyr in m16.model.layers:
-        a, f = lyr.self_attn, lyr.mlp
-        lw.append((lyr.input_layernorm.weight, torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]).contiguous(),
-                   a.o_proj.weight, lyr.post_attention_layernorm.weight,
-                   torch.cat([f.gate_proj.weight, f.up_proj.weight]).contiguous(), f.down_proj.weight))
+    c, hs, nh, nkv, eps, lw, rope_at = plain_model()
     cache = [(torch.randn(B, nkv, CTX, hs, dtype=torch.bfloat16, device=dev),
               torch.randn(B, nkv, CTX, hs, dtype=torch.bfloat16, device=dev)) for _ in lw]
     pos = torch.tensor([CTX - 1], device=dev)
-    inv = 1.0 / (getattr(c, "rope_theta", 500000.0) ** (torch.arange(0, hs, 2, device=dev, dtype=torch.float32) / hs))
-    ang = pos.float()[:, None] * inv[None, :]
-    cos = torch.cat([ang.cos(), ang.cos()], -1).to(torch.bfloat16)
-    sin = torch.cat([ang.sin(), ang.sin()], -1).to(torch.bfloat16)
-
-    def rope(t):  # [B, heads, 1, hs]
-        t1, t2 = t[..., : hs // 2], t[..., hs // 2:]
-        return t * cos + torch.cat([-t2, t1], -1) * sin
-
+    rope = rope_at(pos)  # t: [B, heads, 1, hs]
     tok = torch.randint(0, min(128000, c.vocab_size), (B,), generator=g).to(dev)
     qd, kd = nh * hs, nkv * hs
 
