@@ -31,6 +31,10 @@ public interface JobHooks extends Serializable {
     default void recovered(int resumedFromSnapshot, int prefilledAgain) {
     }
 
+    /** A checkpoint completed; when the scheduler took its part, {@code decodingRequests} requests were decoding. */
+    default void checkpointCompleted(long checkpointId, int decodingRequests) {
+    }
+
     /** An iteration's last shard result reached the scheduler. */
     default void iterationDone(StepTimings.Step step) {
     }
@@ -69,6 +73,12 @@ public interface JobHooks extends Serializable {
         public void recovered(int resumedFromSnapshot, int prefilledAgain) {
             first.recovered(resumedFromSnapshot, prefilledAgain);
             second.recovered(resumedFromSnapshot, prefilledAgain);
+        }
+
+        @Override
+        public void checkpointCompleted(long checkpointId, int decodingRequests) {
+            first.checkpointCompleted(checkpointId, decodingRequests);
+            second.checkpointCompleted(checkpointId, decodingRequests);
         }
 
         @Override

@@ -1,5 +1,6 @@
 package sps2.tests;
 
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
@@ -7,28 +8,39 @@ import sps2.operators.JobHooks;
 import sps2.operators.SharedRef;
 
 /**
- * Hooks for recovery tests: the job fails once, from the shard whose step reaches the given number of sampled
- * tokens, and the scheduler's recoveries are counted. The counters live in this JVM (the test's MiniCluster), shared
+ * Hooks for recovery tests: the job fails once, from a shard's step, after its shards have sampled the given number
+ * of tokens and a checkpoint taken while requests were decoding has completed (so the restore has running requests
+ * to recover, however slow the machine), and the scheduler's recoveries are counted. The counters live in this JVM (the test's MiniCluster), shared
  * with the job's copies of these hooks.
  */
 final class RecoveryHooks implements JobHooks, AutoCloseable {
     private final int failAfter;
     private final SharedRef<AtomicInteger> tokensLeft;
     private final SharedRef<AtomicIntegerArray> recoveries;
+    /** Whether the latest completed checkpoint was taken while requests were decoding. */
+    private final SharedRef<AtomicBoolean> decodingCheckpointed;
+    private final SharedRef<AtomicBoolean> failed;
 
     /** Hooks that fail the job once its shards have sampled {@code tokens} tokens. */
     RecoveryHooks(int tokens) {
         failAfter = tokens;
         tokensLeft = SharedRef.of(new AtomicInteger(tokens), "tokens left before the injected failure");
         recoveries = SharedRef.of(new AtomicIntegerArray(2), "recovery counts");
+        decodingCheckpointed = SharedRef.of(new AtomicBoolean(), "whether a checkpoint holds decoding requests");
+        failed = SharedRef.of(new AtomicBoolean(), "whether the failure was injected");
     }
 
     @Override
     public void sampled(int tokens) {
-        int before = tokensLeft.get().getAndUpdate(left -> left > 0 ? left - tokens : left);
-        if (before > 0 && before <= tokens) {
+        int left = tokensLeft.get().addAndGet(-tokens);
+        if (left <= 0 && decodingCheckpointed.get().get() && failed.get().compareAndSet(false, true)) {
             throw new InjectedFailure("Injected failure, to test recovery, once the shards have sampled " + failAfter + " tokens");
         }
+    }
+
+    @Override
+    public void checkpointCompleted(long checkpointId, int decodingRequests) {
+        decodingCheckpointed.get().set(decodingRequests > 0);
     }
 
     @Override
@@ -51,6 +63,8 @@ final class RecoveryHooks implements JobHooks, AutoCloseable {
     public void close() {
         tokensLeft.close();
         recoveries.close();
+        decodingCheckpointed.close();
+        failed.close();
     }
 
     /** The exception of the injected failure. */

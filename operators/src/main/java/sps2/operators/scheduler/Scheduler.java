@@ -213,6 +213,15 @@ public final class Scheduler {
         return inFlight.size();
     }
 
+    /** Requests decoding now: those whose KV a checkpoint taken now holds (with snapshot recovery). */
+    public int decodingRequests() throws Exception {
+        int n = 0;
+        for (Map.Entry<String, RequestState> e : requests.entries()) {
+            n += e.getValue().phase == RequestState.DECODE ? 1 : 0;
+        }
+        return n;
+    }
+
     /** Whether two submissions ask for the same generation (priority and arrival time aside). */
     static boolean sameRequest(Admitted a, Admitted b) {
         return Arrays.equals(a.promptTokens, b.promptTokens) && a.generation.equals(b.generation);

@@ -2,6 +2,7 @@ package sps2.operators.scheduler;
 
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.TreeMap;
 
 import org.apache.flink.api.common.operators.MailboxExecutor;
 import org.apache.flink.api.common.state.MapState;
@@ -12,6 +13,7 @@ import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.Histogram;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.runtime.state.VoidNamespace;
 import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
@@ -59,6 +61,8 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
     private transient Histogram decodeOverheadMs;
     private transient Counter duplicatesIgnored;
     private transient Counter idConflicts;
+    /** Checkpoints taken and not yet complete: how many requests were decoding when each was taken. */
+    private transient TreeMap<Long, Integer> decodingAtCheckpoint;
 
     public SchedulerOperator(JobSettings settings) {
         this.settings = settings;
@@ -80,6 +84,7 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
                 new Metrics(), Scheduler.Clock.SYSTEM);
         getMetricGroup().gauge("iterationsInFlight", (Gauge<Integer>) scheduler::iterationsInFlight);
         MailboxExecutor mailbox = getContainingTask().getMailboxExecutorFactory().createExecutor(TaskMailbox.MIN_PRIORITY);
+        decodingAtCheckpoint = new TreeMap<>();
         FeedbackChannel.register(settings.runtimeId(), r -> mailbox.execute(() -> onResult(r), "step result"));
         LOG.info("The scheduler runs in {} mode over {} shards with {} KV blocks of {} tokens each.", settings.mode(), settings.shards(),
                 settings.kvBlocks(), settings.blockSize());
@@ -94,6 +99,24 @@ public final class SchedulerOperator extends AbstractStreamOperator<ShardStep>
     @Override
     public void processElement(StreamRecord<Admitted> element) throws Exception {
         scheduler.admit(element.getValue());
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        setCurrentKey(0);
+        decodingAtCheckpoint.put(context.getCheckpointId(), scheduler.decodingRequests());
+    }
+
+    @Override
+    public void notifyCheckpointComplete(long checkpointId) throws Exception {
+        super.notifyCheckpointComplete(checkpointId);
+        Integer decoding = decodingAtCheckpoint.get(checkpointId);
+        decodingAtCheckpoint.headMap(checkpointId, true).clear(); // older ones were subsumed
+        if (decoding != null) {
+            LOG.debug("Checkpoint {} is complete; {} requests were decoding when it was taken.", checkpointId, decoding);
+            settings.hooks().checkpointCompleted(checkpointId, decoding);
+        }
     }
 
     @Override
