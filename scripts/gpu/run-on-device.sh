@@ -124,11 +124,12 @@ if [[ $scope == model ]]; then
   work=/tmp/sps2-e2e
   stories=$here/stories260K.gguf
   [[ -f $stories ]] || stories=-
-  # SPS2_PREFILL=<variant> (e.g. wg3p): the whole model with that prefill attention kernel;
+  # SPS2_PREFILL=<variant> (e.g. wg3p): the whole model with that prefill attention kernel (unset: the default, wg3
+  # where the Hopper kernels load, w8_all elsewhere);
   # SPS2_PREFILLS=w8_all,wg3p: the prefill section once per variant, in one process
   # SPS2_INVARIANT=1: the batch-invariant kernels; SPS2_NO_PEER=1: our figures only (no transformers / torch run)
   bench() { $java -Xmx24g --add-modules jdk.incubator.vector -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
-    -Dsps2.cuda.prefillVariant=${SPS2_PREFILL:-w8_all} -Dsps2.bench.prefillVariants=${SPS2_PREFILLS:-} \
+    ${SPS2_PREFILL:+-Dsps2.cuda.prefillVariant=$SPS2_PREFILL} -Dsps2.bench.prefillVariants=${SPS2_PREFILLS:-} \
     -Dsps2.bench.batchInvariant=$([[ -n ${SPS2_INVARIANT:-} ]] && echo true || echo false) -cp "$cp_" \
     sps2.gpu.cuda.ModelBench "$work" "$@" 2>&1 | grep -v "WARNING: Using incubator"; }
   if [[ -z $filter || $filter == *trained* ]]; then

@@ -1,7 +1,9 @@
 // Prefill attention for Hopper (sm_90a), head size 64, in the manner of FlashAttention-3: the two products of
 // every key tile on the asynchronous warpgroup tensor cores (wgmma), K/V loads by a warpgroup of their own.
 //
-// One block per (query head, tile of 64 * NC query rows of one sequence), NC + 1 warpgroups:
+// One block per (query head, tile of 64 * NC query rows of one sequence), NC + 1 warpgroups; the GQA-packed
+// forms (GP = 4) take one block per (KV head, tile of 64 * NC / GP positions), the GP query heads of that KV head
+// in its rows, so that each K/V tile loaded serves all of them:
 //   warpgroup 0, the producer: copies K/V tiles of 128 keys (paged pool or compact K/V, addressed as in
 //     attention.cu) into a ring of STAGES shared-memory slots with cp.async; each thread's copies signal the
 //     slot's "full" mbarrier when they land (cp.async.mbarrier.arrive.noinc, 128 arrivals a slot);

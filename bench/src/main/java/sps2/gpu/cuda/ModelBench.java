@@ -352,10 +352,11 @@ public final class ModelBench {
         String list = System.getProperty("sps2.bench.prefillVariants", "");
         for (String variant : list.isBlank() ? List.of("") : List.of(list.split(","))) {
             if (!variant.isEmpty()) {
-                // a variant that is not loaded would fall back to w8 and be timed under the wrong name
-                if (!cuda.runsPrefillVariant(model.config().headSize(), variant)) {
-                    System.out.printf("prefill variant %s: no kernel for head size %d is loaded on this device, not timed%n",
-                            variant, model.config().headSize());
+                // a variant that is not loaded, or does not suit the heads, would fall back and be timed under the wrong name
+                ModelConfig c = model.config();
+                if (!cuda.runsPrefillVariant(c.headSize(), c.nHeads(), c.nKvHeads(), variant)) {
+                    System.out.printf("prefill variant %s: no kernel for head size %d with %d/%d heads is loaded on this device, not timed%n",
+                            variant, c.headSize(), c.nHeads(), c.nKvHeads());
                     continue;
                 }
                 cuda.prefillVariant(variant);

@@ -160,17 +160,25 @@ final class CudaAttention {
     }
 
     /**
-     * The kernel of the variant in use for head size d and these heads; where that variant is not built (or not
-     * loaded) for d or does not suit the heads, {@link #PORTABLE_DEFAULT}, and w8 where even that is missing.
+     * The kernel of the variant in use for head size d and these heads. Where that variant is not built (or not
+     * loaded) for d or does not suit the heads: its unpacked twin (a g4 kernel without "g4"), then
+     * {@link #HOPPER_DEFAULT}, then {@link #PORTABLE_DEFAULT}, and w8 where even that is missing.
      */
     private PrefillKernel prefillKernel(int d, int nHeads, int nKvHeads) {
-        for (String v : List.of(prefillVariant, PORTABLE_DEFAULT)) {
+        String variant = prefillVariant;
+        for (String v : List.of(variant, variant.replace("g4", ""), HOPPER_DEFAULT, PORTABLE_DEFAULT)) {
             PrefillKernel k = loadedPrefill(d, v);
             if (k != null && k.suits(nHeads, nKvHeads)) {
                 return k;
             }
         }
         return PREFILLS.get(1);
+    }
+
+    /** Whether {@code variant} itself (no fallback) runs head size d with these heads on this device. */
+    boolean runs(int d, int nHeads, int nKvHeads, String variant) {
+        PrefillKernel k = loadedPrefill(d, variant);
+        return k != null && k.suits(nHeads, nKvHeads);
     }
 
     /** The kernel of {@code variant} for head size d, or null where it is not built for d or not loaded on this device. */

@@ -494,9 +494,9 @@ public final class CudaBackend implements Backend {
         return attention.prefillVariant();
     }
 
-    /** Whether prefill {@code variant} runs its own kernel for head size d here, rather than falling back to w8. */
-    boolean runsPrefillVariant(int headSize, String variant) {
-        return attention.loadedPrefill(headSize, variant) != null;
+    /** Whether prefill {@code variant} runs its own kernel for these heads here, rather than falling back to another. */
+    boolean runsPrefillVariant(int headSize, int nHeads, int nKvHeads, String variant) {
+        return attention.runs(headSize, nHeads, nKvHeads, variant);
     }
 
     /** Switches the prefill kernel variant (the benchmark and tests). */
