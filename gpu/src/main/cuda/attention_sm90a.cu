@@ -160,11 +160,11 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
     m[0] = m[1] = -INFINITY;
     l[0] = l[1] = 0.f;
 
-    // GQA packing: the last key that this thread's two rows see (causal), worked out once
-    [[maybe_unused]] int seenPacked[2];
+    // GQA packing: the last key that this thread's first row sees (causal), worked out once; its second row, 8 rows
+    // on inside the same warp's 16 rows of one head, sees 8 more (PB % 16 == 0)
+    [[maybe_unused]] int seenPacked = 0;
     if constexpr (GP > 1) {
-        seenPacked[0] = offset + q0 + ROW_POS(rowBase);
-        seenPacked[1] = offset + q0 + ROW_POS(rowBase + 8);
+        seenPacked = offset + q0 + ROW_POS(rowBase);
     }
 
     // S = Q K^T (raw scores) of tile j, issued (not waited for)
@@ -194,7 +194,7 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
         const int kBase = j * BKV;
         int firstSeen;  // the last key that the warp's first row sees (causal)
         if constexpr (GP > 1) {
-            firstSeen = seenPacked[0] - (lane >> 2);
+            firstSeen = seenPacked - (lane >> 2);
         } else {
             firstSeen = offset + q0 + cw * 64 + warp * 16;
         }
@@ -204,7 +204,7 @@ __device__ __forceinline__ void attn_wg(void* out, int odt, float* lse, const bf
             int lim = kl - 1;  // the last key this row sees
             if (causal) {
                 if constexpr (GP > 1) {
-                    lim = seenPacked[hh];
+                    lim = seenPacked + 8 * hh;
                 } else {
                     lim = offset + q0 + rowBase + 8 * hh;
                 }
