@@ -165,14 +165,18 @@ final class CudaAttention {
      * {@link #HOPPER_DEFAULT}, then {@link #PORTABLE_DEFAULT}, and w8 where even that is missing.
      */
     private PrefillKernel prefillKernel(int d, int nHeads, int nKvHeads) {
-        String variant = prefillVariant;
-        for (String v : List.of(variant, variant.replace("g4", ""), HOPPER_DEFAULT, PORTABLE_DEFAULT)) {
+        for (String v : fallbacks(prefillVariant)) {
             PrefillKernel k = loadedPrefill(d, v);
             if (k != null && k.suits(nHeads, nKvHeads)) {
                 return k;
             }
         }
         return PREFILLS.get(1);
+    }
+
+    /** {@code variant}, then what stands in for it where it does not run, in order (see {@link #prefillKernel}). */
+    static List<String> fallbacks(String variant) {
+        return List.of(variant, variant.replace("g4", ""), HOPPER_DEFAULT, PORTABLE_DEFAULT);
     }
 
     /** Whether {@code variant} itself (no fallback) runs head size d with these heads on this device. */
