@@ -10,8 +10,8 @@ import sps2.operators.SharedRef;
 /**
  * Hooks for recovery tests: the job fails once, from a shard's step, after its shards have sampled the given number
  * of tokens and a checkpoint taken while requests were decoding has completed (so the restore has running requests
- * to recover, however slow the machine), and the scheduler's recoveries are counted. The counters live in this JVM (the test's MiniCluster), shared
- * with the job's copies of these hooks.
+ * to recover, however slow the machine), and the scheduler's recoveries are counted. The counters live in this JVM
+ * (the test's MiniCluster), shared with the job's copies of these hooks.
  */
 final class RecoveryHooks implements JobHooks, AutoCloseable {
     private final int failAfter;
