@@ -165,13 +165,29 @@ final class CudaAttention {
      * {@link #HOPPER_DEFAULT}, then {@link #PORTABLE_DEFAULT}, and w8 where even that is missing.
      */
     private PrefillKernel prefillKernel(int d, int nHeads, int nKvHeads) {
+        Choice c = choice;
+        if (c != null && c.is(prefillVariant, d, nHeads, nKvHeads)) {
+            return c.kernel; // every layer of every step asks the same: resolved once
+        }
+        PrefillKernel chosen = PREFILLS.get(1);
         for (String v : fallbacks(prefillVariant)) {
-            PrefillKernel k = loadedPrefill(d, v);
-            if (k != null && k.suits(nHeads, nKvHeads)) {
-                return k;
+            PrefillKernel k = usable(d, nHeads, nKvHeads, v);
+            if (k != null) {
+                chosen = k;
+                break;
             }
         }
-        return PREFILLS.get(1);
+        choice = new Choice(prefillVariant, d, nHeads, nKvHeads, chosen);
+        return chosen;
+    }
+
+    /** The last {@link #prefillKernel} resolution. */
+    private volatile Choice choice;
+
+    private record Choice(String variant, int d, int nHeads, int nKvHeads, PrefillKernel kernel) {
+        boolean is(String v, int dd, int h, int kv) {
+            return variant.equals(v) && d == dd && nHeads == h && nKvHeads == kv;
+        }
     }
 
     /** {@code variant}, then what stands in for it where it does not run, in order (see {@link #prefillKernel}). */
@@ -181,8 +197,13 @@ final class CudaAttention {
 
     /** Whether {@code variant} itself (no fallback) runs head size d with these heads on this device. */
     boolean runs(int d, int nHeads, int nKvHeads, String variant) {
+        return usable(d, nHeads, nKvHeads, variant) != null;
+    }
+
+    /** The kernel of {@code variant} if it is loaded for head size d and suits these heads, else null. */
+    private PrefillKernel usable(int d, int nHeads, int nKvHeads, String variant) {
         PrefillKernel k = loadedPrefill(d, variant);
-        return k != null && k.suits(nHeads, nKvHeads);
+        return k != null && k.suits(nHeads, nKvHeads) ? k : null;
     }
 
     /** The kernel of {@code variant} for head size d, or null where it is not built for d or not loaded on this device. */
